@@ -1,0 +1,65 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from relayflow import __version__
+from relayflow.api.body_limit import BodySizeLimit
+from relayflow.api.context import AppContext
+from relayflow.api.errors import install_error_handlers
+from relayflow.api.routes import definitions, health
+from relayflow.model.definition import DefinitionInput
+
+DESCRIPTION = """\
+relayflow implements the 8x8 CPaaS **Automation API** (`/api/v1/accounts/{accountId}/...`).
+Authenticate with `Authorization: Bearer <API key>`; a key opens only its own account.
+Every error is `{code, message, errorId, timestamp}` (validation errors add `errors[]`).
+Operations marked *relayflow extension* are not part of 8x8's API.
+"""
+
+
+def create_app(context: AppContext, *, dispose_on_shutdown: bool = False) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if dispose_on_shutdown:
+            await context.db.dispose()
+
+    app = FastAPI(
+        title="relayflow",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.context = context
+    install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimit, max_bytes=context.settings.limits.max_request_body_bytes, clock=context.clock
+    )
+    app.include_router(health.router)
+    app.include_router(definitions.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the definition schema our raw-body routes accept."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema = DefinitionInput.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.update(schema.pop("$defs", {}))
+        components["DefinitionInput"] = schema
+        app.openapi_schema = document
+    return app.openapi_schema

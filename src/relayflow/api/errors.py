@@ -1,0 +1,90 @@
+"""Every error leaves as an 8x8 error body; nothing else (no HTML, no FastAPI `detail`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayflow.api.context import context_of
+from relayflow.api.responses import FastJSONResponse, error_body
+from relayflow.errors import ApiError, ErrorCode
+from relayflow.ids import new_error_id
+
+log = structlog.get_logger("relayflow.api")
+
+_STATUS_CODES = {
+    401: ErrorCode.UNAUTHORIZED,
+    403: ErrorCode.FORBIDDEN,
+    404: ErrorCode.RESOURCE_NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+}
+
+
+def error_response(request: Request, error: ApiError) -> Response:
+    error_id = new_error_id()
+    now = context_of(request).clock.now_ms()
+    log.info(
+        "request_rejected",
+        error_id=error_id,
+        code=int(error.code),
+        status=error.http_status,
+        method=request.method,
+        path=request.url.path,
+    )
+    return FastJSONResponse(
+        error_body(error, error_id, now), status_code=error.http_status, headers=error.headers
+    )
+
+
+async def _api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return error_response(request, error)
+
+
+async def _request_validation(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    problems = []
+    for detail in error.errors():
+        where = ".".join(str(part) for part in detail.get("loc", ()))
+        problems.append(f"{where}: {detail.get('msg', 'invalid')}")
+    message = "Invalid parameter(s): " + "; ".join(problems) + "."
+    return error_response(request, ApiError(ErrorCode.INVALID_PARAMETER, message))
+
+
+async def _http_exception(request: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    code = _STATUS_CODES.get(error.status_code, ErrorCode.INVALID_PARAMETER)
+    message = str(error.detail) if error.detail else "Request failed."
+    if code is ErrorCode.RESOURCE_NOT_FOUND:
+        message = f"No endpoint {request.method} {request.url.path}."
+    elif code is ErrorCode.METHOD_NOT_ALLOWED:
+        message = f"Method {request.method} is not allowed on {request.url.path}."
+    api_error = ApiError(code, message, headers=dict(error.headers or {}))
+    response = error_response(request, api_error)
+    response.status_code = error.status_code
+    return response
+
+
+async def _unexpected(request: Request, error: Exception) -> Response:
+    error_id = new_error_id()
+    log.exception("request_failed", error_id=error_id, method=request.method, path=request.url.path)
+    body: dict[str, Any] = error_body(
+        ApiError(ErrorCode.INTERNAL_ERROR, f"Internal error; quote errorId {error_id}."),
+        error_id,
+        context_of(request).clock.now_ms(),
+    )
+    return FastJSONResponse(body, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,259 @@
+"""The `relayflow` command line: serve, manage accounts and keys, validate, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+
+from relayflow.api.app import create_app
+from relayflow.api.context import AppContext
+from relayflow.clock import SystemClock, iso_from_ms
+from relayflow.config import DEFAULT_DATABASE_URL, Settings
+from relayflow.errors import error_table_markdown
+from relayflow.jsonbody import JsonBodyError, parse_json_object
+from relayflow.logs import configure_logging
+from relayflow.model.validation import validate_definition_input
+from relayflow.services.accounts import PROVIDERS, AccountError, AccountService
+from relayflow.store.database import Database, DatabaseUrlError
+
+app = typer.Typer(
+    help="relayflow: workflow automation for messaging (8x8 Automation API).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+docs_app = typer.Typer(help="Print generated documentation.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+app.add_typer(docs_app, name="docs")
+
+err = Console(stderr=True)
+T = TypeVar("T")
+
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        envvar="RELAYFLOW_DATABASE_URL",
+        help="Database URL: sqlite:///path.db or postgresql://user@host:port/db.",
+        show_default=True,
+    ),
+]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _run(db_url: str, action: Callable[[Database], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Open the database, migrate it, run `action`, close it; user errors exit with code 1."""
+
+    async def main() -> T:
+        db = Database(db_url)
+        try:
+            if migrate:
+                await db.migrate()
+            return await action(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DatabaseUrlError as error:
+        raise _fail(str(error)) from None
+    except AccountError as error:
+        raise _fail(str(error)) from None
+    except OSError as error:
+        raise _fail(f"cannot reach the database: {error}") from None
+
+
+def _print_json(document: Any) -> None:
+    typer.echo(json.dumps(document, indent=2))
+
+
+@app.command()
+def serve(
+    db: DbOption = DEFAULT_DATABASE_URL,
+    host: Annotated[str, typer.Option(envvar="RELAYFLOW_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="RELAYFLOW_PORT")] = 8080,
+    log_level: Annotated[str, typer.Option(envvar="RELAYFLOW_LOG_LEVEL")] = "info",
+) -> None:
+    """Run the API (and, with the engine, the workers) in one process."""
+    configure_logging(log_level)
+    try:
+        settings = Settings(database_url=db, host=host, port=port, log_level=log_level)
+        database = Database(settings.database_url, echo=settings.echo_sql)
+    except DatabaseUrlError as error:
+        raise _fail(str(error)) from None
+
+    async def main() -> None:
+        await database.migrate()
+        context = AppContext(settings=settings, db=database, clock=SystemClock())
+        demo = await context.accounts.create_demo_if_empty()
+        if demo is not None:
+            typer.echo(
+                "Created account 'demo' on this new database. "
+                "Save these now; they are not shown again:"
+            )
+            _print_json(demo.as_json())
+        config = uvicorn.Config(
+            create_app(context, dispose_on_shutdown=True),
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+        )
+        typer.echo(f"relayflow listening on http://{settings.host}:{settings.port} (docs at /docs)")
+        await uvicorn.Server(config).serve()
+
+    try:
+        asyncio.run(main())
+    except OSError as error:
+        raise _fail(f"cannot start: {error}") from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = DEFAULT_DATABASE_URL) -> None:
+    """Create or migrate the schema to the newest revision."""
+
+    async def noop(_db: Database) -> None:
+        return None
+
+    _run(db, noop)
+    typer.echo("database is up to date")
+
+
+@accounts_app.command("create")
+def accounts_create(
+    account_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Account id, e.g. your 8x8 account id.")
+    ],
+    provider: Annotated[
+        str, typer.Option(help=f"Messaging provider: {', '.join(PROVIDERS)}.")
+    ] = "sandbox",
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """Create an account; prints {"accountId", "apiKey", "webhookToken"} (shown only once)."""
+    created = _run(
+        db, lambda database: AccountService(database, SystemClock()).create(account_id, provider)
+    )
+    _print_json(created.as_json())
+
+
+@accounts_app.command("list")
+def accounts_list(
+    db: DbOption = DEFAULT_DATABASE_URL,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List accounts with their provider and number of active keys."""
+    rows = _run(db, lambda database: AccountService(database, SystemClock()).list_all())
+    if as_json:
+        _print_json(
+            [
+                {
+                    "accountId": r.id,
+                    "provider": r.provider,
+                    "activeKeys": r.active_keys,
+                    "createdAt": iso_from_ms(r.created_at_ms),
+                }
+                for r in rows
+            ]
+        )
+        return
+    table = Table("account", "provider", "active keys", "created")
+    for r in rows:
+        table.add_row(r.id, r.provider, str(r.active_keys), iso_from_ms(r.created_at_ms))
+    Console().print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    account_id: Annotated[str, typer.Argument(metavar="ACCOUNT")],
+    name: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """Create another API key for an account; prints it once."""
+    key = _run(
+        db, lambda database: AccountService(database, SystemClock()).create_key(account_id, name)
+    )
+    _print_json(key.as_json())
+
+
+@keys_app.command("list")
+def keys_list(
+    account_id: Annotated[str, typer.Argument(metavar="ACCOUNT")],
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """List an account's keys (ids only: secrets are never stored)."""
+    rows = _run(db, lambda database: AccountService(database, SystemClock()).list_keys(account_id))
+    _print_json(
+        [
+            {
+                "keyId": r.id,
+                "name": r.name,
+                "createdAt": iso_from_ms(r.created_at_ms),
+                "revokedAt": iso_from_ms(r.revoked_at_ms) if r.revoked_at_ms else None,
+            }
+            for r in rows
+        ]
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(metavar="KEY_ID")], db: DbOption = DEFAULT_DATABASE_URL
+) -> None:
+    """Revoke an API key by its id; requests with it get 401 from now on."""
+    _run(db, lambda database: AccountService(database, SystemClock()).revoke_key(key_id))
+    typer.echo(f"revoked {key_id}")
+
+
+@app.command()
+def validate(
+    file: Annotated[
+        Path, typer.Argument(help="Definition JSON file ('-' for stdin).", allow_dash=True)
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Validate a definition offline; if invalid, list every problem and exit with code 1."""
+    try:
+        raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+        document = parse_json_object(raw, what=str(file))
+    except OSError as error:
+        raise _fail(f"cannot read {file}: {error.strerror}") from None
+    except JsonBodyError as error:
+        raise _fail(str(error)) from None
+    result = validate_definition_input(document, Settings().limits)
+    if as_json:
+        _print_json({"valid": result.valid, "errors": [p.as_json() for p in result.problems]})
+    elif result.valid:
+        typer.echo(f"{file}: valid")
+    else:
+        for problem in result.problems:
+            typer.echo(f"{problem.path or '(body)'}: [{int(problem.code)}] {problem.message}")
+    if not result.valid:
+        raise typer.Exit(1)
+
+
+@docs_app.command("errors")
+def docs_errors() -> None:
+    """The error-code table in Markdown (the README's table is generated with this)."""
+    typer.echo(error_table_markdown())
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,32 @@
+"""All settings in one place: CLI flags override `RELAYFLOW_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./relayflow.db"
+
+
+class Limits(BaseModel):
+    """Guard rails (DESIGN.md §5). One home so the validator, API and engine agree."""
+
+    max_steps_per_definition: int = 500
+    max_expression_length: int = 1000
+    max_request_body_bytes: int = 1024 * 1024
+    max_page_size: int = 500
+    default_page_size: int = 100
+
+
+class Settings(BaseSettings):
+    """Process settings. Environment: `RELAYFLOW_DATABASE_URL`, `RELAYFLOW_LOG_LEVEL`, ..."""
+
+    model_config = SettingsConfigDict(env_prefix="RELAYFLOW_", env_nested_delimiter="__")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "info"
+    # Log SQL statements (never parameters: they may hold secrets).
+    echo_sql: bool = False
+    limits: Limits = Field(default_factory=Limits)

@@ -1,0 +1,1 @@
+"""The definition language: tolerant parsing, step models, timespans and validation."""

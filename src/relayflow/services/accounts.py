@@ -1,0 +1,126 @@
+"""Accounts and their API keys: creation, authentication, revocation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from relayflow.clock import Clock
+from relayflow.services.secrets import (
+    generate_api_key,
+    generate_webhook_token,
+    hash_secret,
+    key_id_of,
+)
+from relayflow.store import accounts as account_store
+from relayflow.store.database import Database
+
+ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+DEMO_ACCOUNT_ID = "demo"
+PROVIDERS = ("sandbox", "8x8")
+
+
+class AccountError(ValueError):
+    """A user-facing problem with an account command (bad id, duplicate, unknown)."""
+
+
+@dataclass(frozen=True)
+class NewAccount:
+    """Shown once: only hashes of `api_key` and `webhook_token` are stored."""
+
+    account_id: str
+    key_id: str
+    api_key: str
+    webhook_token: str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "accountId": self.account_id,
+            "apiKey": self.api_key,
+            "webhookToken": self.webhook_token,
+        }
+
+
+@dataclass(frozen=True)
+class NewKey:
+    account_id: str
+    key_id: str
+    api_key: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"accountId": self.account_id, "keyId": self.key_id, "apiKey": self.api_key}
+
+
+class AccountService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def create(self, account_id: str, provider: str = "sandbox") -> NewAccount:
+        if not ACCOUNT_ID_PATTERN.match(account_id):
+            raise AccountError(
+                f"Invalid account id '{account_id}': use 1-100 letters, digits, '_', '.', '-', "
+                "starting with a letter or digit."
+            )
+        if provider not in PROVIDERS:
+            raise AccountError(
+                f"Unknown provider '{provider}'; use one of: {', '.join(PROVIDERS)}."
+            )
+        key = generate_api_key()
+        token = generate_webhook_token()
+        now = self._clock.now_ms()
+        try:
+            async with self._db.transaction() as conn:
+                await account_store.insert_account(
+                    conn, account_id, hash_secret(token), provider, now
+                )
+                await account_store.insert_api_key(
+                    conn, key.key_id, account_id, hash_secret(key.api_key), "initial", now
+                )
+        except IntegrityError:
+            raise AccountError(f"Account '{account_id}' already exists.") from None
+        return NewAccount(account_id, key.key_id, key.api_key, token)
+
+    async def create_demo_if_empty(self) -> NewAccount | None:
+        """First start on an empty database: a ready-to-use sandbox account."""
+        async with self._db.read() as conn:
+            if await account_store.count_accounts(conn):
+                return None
+        try:
+            return await self.create(DEMO_ACCOUNT_ID)
+        except AccountError:
+            return None  # another process created it first
+
+    async def list_all(self) -> list[account_store.AccountRow]:
+        async with self._db.read() as conn:
+            return await account_store.list_accounts(conn)
+
+    async def create_key(self, account_id: str, name: str | None = None) -> NewKey:
+        key = generate_api_key()
+        async with self._db.transaction() as conn:
+            if not await account_store.account_exists(conn, account_id):
+                raise AccountError(f"Account '{account_id}' does not exist.")
+            await account_store.insert_api_key(
+                conn, key.key_id, account_id, hash_secret(key.api_key), name, self._clock.now_ms()
+            )
+        return NewKey(account_id, key.key_id, key.api_key)
+
+    async def list_keys(self, account_id: str) -> list[account_store.ApiKeyRow]:
+        async with self._db.read() as conn:
+            if not await account_store.account_exists(conn, account_id):
+                raise AccountError(f"Account '{account_id}' does not exist.")
+            return await account_store.list_api_keys(conn, account_id)
+
+    async def revoke_key(self, key_id: str) -> None:
+        async with self._db.transaction() as conn:
+            if not await account_store.revoke_api_key(conn, key_id, self._clock.now_ms()):
+                raise AccountError(f"No active API key with id '{key_id}'.")
+
+    async def authenticate(self, api_key: str) -> str | None:
+        """The account an API key belongs to; None for unknown, malformed or revoked keys."""
+        if key_id_of(api_key) is None:
+            return None
+        async with self._db.read() as conn:
+            return await account_store.account_for_key_hash(conn, hash_secret(api_key))

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, queries per table family, Alembic migrations."""
