@@ -91,7 +91,7 @@ def serve(
     port: Annotated[int, typer.Option(envvar="RELAYFLOW_PORT")] = 8080,
     log_level: Annotated[str, typer.Option(envvar="RELAYFLOW_LOG_LEVEL")] = "info",
 ) -> None:
-    """Run the API (and, with the engine, the workers) in one process."""
+    """Run the service: migrate the database, then serve the HTTP API."""
     configure_logging(log_level)
     try:
         settings = Settings(database_url=db, host=host, port=port, log_level=log_level)

@@ -11,9 +11,10 @@ from datetime import timedelta
 
 _TIMESPAN = re.compile(
     r"^(?P<neg>-)?(?:(?P<days>\d{1,8})\.)?(?P<hours>\d{1,2}):(?P<minutes>\d{1,2})"
-    r"(?::(?P<seconds>\d{1,2})(?:\.(?P<fraction>\d{1,7}))?)?$"
+    r"(?::(?P<seconds>\d{1,2})(?:\.(?P<fraction>\d{1,7}))?)?$",
+    re.ASCII,  # \d must not accept other scripts' digits
 )
-_BARE_DAYS = re.compile(r"^\d{1,8}$")
+_BARE_DAYS = re.compile(r"^\d{1,8}$", re.ASCII)
 
 
 class TimespanError(ValueError):

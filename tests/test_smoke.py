@@ -1,0 +1,10 @@
+from tests.helpers import Tenant, sms_definition
+
+
+async def test_create_and_list(client, tenant: Tenant) -> None:
+    created = await client.post(
+        f"{tenant.base}/definitions", json=sms_definition(), headers=tenant.headers
+    )
+    assert created.status_code == 201
+    listed = await client.get(f"{tenant.base}/definitions", headers=tenant.headers)
+    assert [d["id"] for d in listed.json()] == [created.json()["id"]]
