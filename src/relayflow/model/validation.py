@@ -7,6 +7,7 @@ a schema cannot: unique ids, existing successors, `{{ }}` syntax and expression 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,11 +50,21 @@ def validate_definition_input(raw: dict[str, Any], limits: Limits) -> Validation
             _problem_from_pydantic(canonical, detail) for detail in error.errors()
         )
     result.problems.extend(_graph_problems(canonical, limits))
-    # The documented 5001 leads when present; otherwise problems keep document order.
-    result.problems.sort(key=lambda problem: problem.code != ErrorCode.NAME_REQUIRED)
+    result.problems.sort(key=_document_order)
     if result.problems:
         result.model = None
     return result
+
+
+_TOP_LEVEL_ORDER = {"subAccountId": 0, "trigger": 1, "status": 2, "definition": 3}
+_INDEX = re.compile(r"\[(\d+)\]")
+
+
+def _document_order(problem: Problem) -> tuple[bool, int, tuple[int, ...]]:
+    """The documented 5001 first, then top-level fields, then steps in document order."""
+    top = problem.path.split(".", 1)[0].split("[", 1)[0]
+    indices = tuple(int(index) for index in _INDEX.findall(problem.path))
+    return problem.code != ErrorCode.NAME_REQUIRED, _TOP_LEVEL_ORDER.get(top, 4), indices
 
 
 # --- pass 1: pydantic errors -> problems -----------------------------------------------------
