@@ -13,6 +13,7 @@ import typer
 import uvicorn
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.api.app import create_app
 from relayflow.api.context import AppContext
@@ -39,7 +40,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(docs_app, name="docs")
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 DbOption = Annotated[
@@ -78,6 +79,14 @@ def _run(db_url: str, action: Callable[[Database], Awaitable[T]], *, migrate: bo
         raise _fail(str(error)) from None
     except OSError as error:
         raise _fail(f"cannot reach the database: {error}") from None
+    except SQLAlchemyError as error:
+        raise _fail(f"database error: {_database_message(error)}") from None
+
+
+def _database_message(error: SQLAlchemyError) -> str:
+    """The driver's own words ('database "x" does not exist'), without SQLAlchemy's wrapping."""
+    original = getattr(error, "orig", None)
+    return str(original if original is not None else error).strip().splitlines()[0]
 
 
 def _print_json(document: Any) -> None:
@@ -124,6 +133,8 @@ def serve(
         asyncio.run(main())
     except OSError as error:
         raise _fail(f"cannot start: {error}") from None
+    except SQLAlchemyError as error:
+        raise _fail(f"database error: {_database_message(error)}") from None
 
 
 @db_app.command("upgrade")
@@ -177,7 +188,8 @@ def accounts_list(
     table = Table("account", "provider", "active keys", "created")
     for r in rows:
         table.add_row(r.id, r.provider, str(r.active_keys), iso_from_ms(r.created_at_ms))
-    Console().print(table)
+    # Never cut ids short when stdout is not a terminal (80 columns by default).
+    Console(width=max(100, 60 + max((len(r.id) for r in rows), default=0))).print(table)
 
 
 @keys_app.command("create")
