@@ -1,0 +1,288 @@
+"""Evaluate a step's `{{ }}` templates: the API the engine calls (DESIGN.md §5 "Scope").
+
+A batch is every expression one step needs at one moment (its inputs, or its outputs and
+successor conditions). The whole batch shares ONE fresh sandbox, created lazily (a batch without
+expressions never starts QuickJS) and dropped at the end, so nothing leaks between batches.
+
+Three kinds of job, because 8x8 treats them differently:
+- "input": any JSON; strings are templates, objects/arrays are evaluated recursively. Every
+  expression error is an error (the engine faults the step).
+- "output": a string. Without `{{ }}` it is not written (`skipped`). A tolerant read (an error
+  that is only a property read of null/undefined) yields None plus a warning.
+- "condition": None is the default branch (value None); booleans and "true"/"false" are
+  constants; an expression counts by JavaScript truthiness; a tolerant read is False + warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from relayflow.config import Limits
+from relayflow.expressions.sandbox import Mode, Sandbox, SandboxError, ScriptError, to_json
+from relayflow.expressions.template import (
+    Expression,
+    Part,
+    TemplateSyntaxError,
+    has_expression,
+    is_single_expression,
+    parse_template,
+)
+from relayflow.expressions.whitelist import forbidden_construct
+
+MAX_EXPRESSION_LENGTH = Limits().max_expression_length
+MAX_INPUT_DEPTH = 64
+_SHOWN_CHARACTERS = 120
+_TOLERANT_READ = re.compile(r"^TypeError: cannot read property .* of (null|undefined)$")
+
+Kind = Literal["input", "output", "condition"]
+
+
+class Job(NamedTuple):
+    """One value to evaluate; a plain `(value, kind)` tuple works too."""
+
+    value: Any
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one job. `value` is JSON-compatible Python.
+
+    `error` set: the job failed (value None). `skipped`: an output without `{{ }}`, which must
+    not be written. For a condition, value None means "the default branch" (a null condition).
+    """
+
+    value: Any
+    error: str | None = None
+    warning: str | None = None
+    skipped: bool = False
+
+
+SKIPPED = Outcome(None, skipped=True)
+
+
+def _shown(source: str) -> str:
+    text = source if len(source) <= _SHOWN_CHARACTERS else source[:_SHOWN_CHARACTERS] + "…"
+    return "{{" + text + "}}"
+
+
+class _Failure(Exception):
+    """A job failed. `tolerant`: only because an expression read a property of null/undefined."""
+
+    def __init__(
+        self, message: str, *, source: str = "", reason: str = "", tolerant: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.source = source
+        self.reason = reason
+        self.tolerant = tolerant
+
+    @classmethod
+    def expression(cls, source: str, reason: str, *, tolerant: bool = False) -> _Failure:
+        message = f"Failed to evaluate the expression '{_shown(source)}': {reason}"
+        return cls(message, source=source, reason=reason, tolerant=tolerant)
+
+    def warning(self, consequence: str) -> str:
+        """The step-log warning for a tolerated read."""
+        return (
+            f"The expression '{_shown(self.source)}' read a property of null or undefined "
+            f"({self.reason}); {consequence}."
+        )
+
+
+class _Session:
+    """One batch: the lazily created sandbox and the expression checks."""
+
+    def __init__(self, data_json: str, step_json: str, max_length: int) -> None:
+        self._data_json = data_json
+        self._step_json = step_json
+        self._max_length = max_length
+        self._sandbox: Sandbox | None = None
+
+    def run(self, source: str, mode: Mode) -> Any:
+        if len(source) > self._max_length:
+            reason = f"it is {len(source)} characters long; the limit is {self._max_length}"
+            raise _Failure.expression(source, reason)
+        problem = forbidden_construct(source)
+        if problem is not None:
+            raise _Failure.expression(source, problem)
+        try:
+            if self._sandbox is None:
+                self._sandbox = Sandbox(self._data_json, self._step_json, serialized=True)
+            return self._sandbox.run(source, mode)
+        except SandboxError as error:
+            tolerant = isinstance(error, ScriptError) and bool(_TOLERANT_READ.match(error.message))
+            raise _Failure.expression(source, error.message, tolerant=tolerant) from None
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
+
+
+def _parts(text: str) -> list[Part]:
+    try:
+        return parse_template(text)
+    except TemplateSyntaxError as error:
+        raise _Failure(f"Invalid template '{text[:_SHOWN_CHARACTERS]}': {error}") from None
+
+
+def _single(parts: list[Part]) -> str | None:
+    """The source when the string is exactly one `{{expr}}`."""
+    first = parts[0] if is_single_expression(parts) else None
+    return first.source if isinstance(first, Expression) else None
+
+
+def _template(session: _Session, text: str) -> Any:
+    """A single `{{expr}}` keeps its JavaScript type; text around expressions makes a string."""
+    parts = _parts(text)
+    single = _single(parts)
+    if single is not None:
+        return session.run(single, "value")
+    return "".join(
+        session.run(part.source, "text") if isinstance(part, Expression) else part.text
+        for part in parts
+    )
+
+
+def _input(session: _Session, value: Any, depth: int = 0) -> Any:
+    if depth > MAX_INPUT_DEPTH:
+        raise _Failure(f"The input is nested deeper than {MAX_INPUT_DEPTH} levels.")
+    if isinstance(value, str):
+        return _template(session, value) if has_expression(value) else value
+    if isinstance(value, dict):
+        return {key: _input(session, item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_input(session, item, depth + 1) for item in value]
+    return value
+
+
+def _output(session: _Session, value: Any) -> Outcome:
+    if not isinstance(value, str) or not has_expression(value):
+        return SKIPPED  # 8x8's builder exports literals to declare trigger parameters
+    try:
+        return Outcome(_template(session, value))
+    except _Failure as failure:
+        if failure.tolerant:
+            return Outcome(None, warning=failure.warning("the output is null"))
+        raise
+
+
+def _truthy_text(text: str) -> bool:
+    constant = text.strip().lower()
+    return constant == "true" if constant in ("true", "false") else bool(text)
+
+
+def _condition(session: _Session, value: Any) -> Outcome:
+    if value is None or isinstance(value, bool):
+        return Outcome(value)
+    if isinstance(value, int | float):
+        return Outcome(bool(value) and not math.isnan(value))
+    if not isinstance(value, str):
+        raise _Failure("A condition must be a {{ expression }}, true, false or null.")
+    text = value.strip()
+    if not has_expression(text):
+        if text.lower() in ("true", "false"):
+            return Outcome(text.lower() == "true")
+        raise _Failure(
+            f"The condition '{text[:_SHOWN_CHARACTERS]}' must be a {{{{ expression }}}}, "
+            "true, false or null."
+        )
+    single = _single(_parts(text))
+    try:
+        if single is not None:
+            return Outcome(session.run(single, "truthy"))
+        return Outcome(_truthy_text(_template(session, text)))
+    except _Failure as failure:
+        if failure.tolerant:
+            return Outcome(False, warning=failure.warning("the condition is false"))
+        raise
+
+
+def _evaluate(session: _Session, job: tuple[Any, str]) -> Outcome:
+    value, kind = job
+    try:
+        if kind == "input":
+            return Outcome(_input(session, value))
+        if kind == "output":
+            return _output(session, value)
+        if kind == "condition":
+            return _condition(session, value)
+    except _Failure as failure:
+        return Outcome(None, error=failure.message)
+    raise ValueError(f"unknown job kind {kind!r}; expected 'input', 'output' or 'condition'")
+
+
+def evaluate_serialized(
+    jobs: Sequence[tuple[Any, str]],
+    data_json: str,
+    step_json: str,
+    *,
+    max_expression_length: int = MAX_EXPRESSION_LENGTH,
+) -> list[Outcome]:
+    """`evaluate_batch` with `data` and `step` already JSON text (snapshotted by the caller)."""
+    session = _Session(data_json, step_json, max_expression_length)
+    try:
+        return [_evaluate(session, job) for job in jobs]
+    finally:
+        session.close()
+
+
+def evaluate_batch(
+    jobs: Sequence[tuple[Any, str]],
+    data: Any,
+    step: Any = None,
+    *,
+    max_expression_length: int = MAX_EXPRESSION_LENGTH,
+) -> list[Outcome]:
+    """Evaluate every job of one step in ONE fresh sandbox; one Outcome per job, in order.
+
+    Synchronous and CPU-bound (QuickJS releases the GIL): call it from a worker thread, or use
+    `ExpressionEvaluator` from asyncio. `data`/`step` must be JSON-compatible.
+    """
+    return evaluate_serialized(
+        jobs, to_json(data), to_json(step), max_expression_length=max_expression_length
+    )
+
+
+class ExpressionEvaluator:
+    """Asyncio facade: one executor hop per batch on a dedicated thread pool.
+
+    A dedicated pool keeps a burst of slow expressions (up to 500 ms each) from starving the
+    default executor that other libraries use.
+    """
+
+    def __init__(
+        self, max_workers: int = 2, *, max_expression_length: int = MAX_EXPRESSION_LENGTH
+    ) -> None:
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="relayflow-js")
+        self._max_expression_length = max_expression_length
+
+    async def evaluate(
+        self, jobs: Sequence[tuple[Any, str]], data: Any, step: Any = None
+    ) -> list[Outcome]:
+        """Evaluate one batch off the event loop.
+
+        `data` and `step` are serialised here, on the loop thread, so the engine may change its
+        dicts as soon as this returns control without racing the worker thread.
+        """
+        call = functools.partial(
+            evaluate_serialized,
+            list(jobs),
+            to_json(data),
+            to_json(step),
+            max_expression_length=self._max_expression_length,
+        )
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def close(self) -> None:
+        """Wait for running batches, then stop the threads."""
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,328 @@
+"""The QuickJS-NG sandbox that runs `{{ }}` expressions (spec/tech-stack-measurements.md §1).
+
+One `Sandbox` is one fresh QuickJS context for one evaluation batch (a step's expressions), so
+nothing an expression does can leak into another batch; it is created, used and dropped inside
+one call on one thread. Limits: 32 MB of memory, a 512 KB JavaScript stack and 0.5 s of CPU per
+expression run. The realm has no I/O globals; `eval`/`Function` code generation is disabled, the
+built-in prototypes and the global object are frozen, and `data`/`step` come in as JSON.
+
+Python helpers cannot be called from JavaScript while a time limit is set, so host helpers use a
+memoised re-run: the JavaScript stub looks the call up in a memo keyed by
+`[call sequence number, name, args]`; on a miss it records the key and aborts, Python computes
+the result, adds it to the memo and runs the expression again. This is correct because
+expressions are side-effect free (the whitelist enforces it); the sequence number makes
+`[uuid(), uuid()]` two different UUIDs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from typing import Any, Literal
+
+import _quickjs
+import orjson
+
+from relayflow.expressions.helpers import HelperError, call_helper, helper_arities
+
+MEMORY_LIMIT_BYTES = 32 * 1024 * 1024
+STACK_LIMIT_BYTES = 512 * 1024
+TIME_LIMIT_SECONDS = 0.5
+MAX_HOST_CALLS = 50
+# Deeper results could not be stored: orjson refuses to serialise more than 254 levels.
+MAX_RESULT_DEPTH = 100
+
+_TIMEOUT_MESSAGE = f"took longer than {round(TIME_LIMIT_SECONDS * 1000)} ms and was stopped"
+
+# "value": the JSON-compatible result; "text": the string an interpolation inserts;
+# "truthy": JavaScript truthiness (conditions).
+Mode = Literal["value", "text", "truthy"]
+
+# `define('isCountryCode', stub('isCountryCode', 2));` ...: one stub per Python helper.
+_STUBS = "".join(
+    f"define('{name}', stub('{name}', {arity}));\n" for name, arity in helper_arities().items()
+)
+
+# Evaluated once per context; returns the runner Python calls for every expression. Compiling
+# JavaScript costs about 50 µs per kB here, so the prelude is terse and its comments live here:
+# - hostCall: the memo/re-run protocol (module docstring). An expression that swallows the
+#   abort still gets re-run, because `pending` is checked before its result.
+# - stringContains: pure JavaScript, no re-run needed.
+# - Code generation from strings is disabled: `Function` is reachable through `.constructor` of
+#   any function (the whitelist only catches the literal name). The async and generator
+#   function constructors are reachable only from such functions, which need syntax the
+#   whitelist refuses (or code generation), so they are left alone.
+# - The prototypes that data values use, and the global object, are frozen, so no expression can
+#   pollute what a later expression of the same batch reads (`Object.prototype.reply = 1`).
+#   Freezing every intrinsic would cost about 250 µs per batch; batches never share a realm.
+# - Results: `join` builds a flat string (the binding cannot convert QuickJS "rope" strings,
+#   which `+` makes of long strings), and text must be well-formed UTF-16 to reach Python.
+#   'v' + JSON, 't' + text, or 'h' + the key of a host call to make first.
+_PRELUDE = (
+    r"""(function (global) {
+'use strict';
+const stringify = JSON.stringify, parse = JSON.parse, hasOwn = Object.prototype.hasOwnProperty;
+const define = (name, value) => Object.defineProperty(global, name, {value});
+let seq = 0, memo = null, pending = null;
+const hostCall = (name, args) => {
+  const key = stringify([seq++, name, args]);
+  if (memo !== null && hasOwn.call(memo, key)) return memo[key];
+  if (pending === null) pending = key;
+  throw new Error('@@HOSTCALL@@');
+};
+const stub = (name, arity) => function (...args) {
+  args.length = arity;
+  return hostCall(name, args);
+};
+"""
+    + _STUBS
+    + r"""
+const text = (name, value) => {
+  const type = typeof value;
+  if (type === 'string') return value;
+  if (type === 'number' || type === 'boolean' || type === 'bigint') return String(value);
+  throw new TypeError('stringContains: ' + name + ' must be a string');
+};
+define('stringContains', function stringContains(source, value, ignoreCase) {
+  if (source === null || source === undefined) return false;
+  if (ignoreCase != null && typeof ignoreCase !== 'boolean') {
+    throw new TypeError('stringContains: ignoreCase must be true or false');
+  }
+  const haystack = text('source', source), needle = text('value', value);
+  if (!ignoreCase) return haystack.includes(needle);
+  return haystack.toLowerCase().includes(needle.toLowerCase());
+});
+const functionProto = Function.prototype;
+Object.defineProperty(functionProto, 'constructor', {value: function () {
+  throw new EvalError('code generation from strings is disabled');
+}});
+delete global.eval;
+delete global.Function;
+[functionProto, Object.prototype, Array.prototype, String.prototype, Number.prototype,
+  Boolean.prototype, global].forEach(Object.freeze);
+const replacer = (key, value) => (typeof value === 'bigint' ? value.toString() : value);
+const toJson = (value) => stringify(value, replacer) ?? 'null';
+const toText = (value) => {
+  if (value == null) return '';
+  const type = typeof value;
+  if (type === 'string') return value;
+  if (type === 'object') return toJson(value);
+  return type === 'function' || type === 'symbol' ? '' : String(value);
+};
+return function run(fn, data, step, mode, memoJson) {
+  seq = 0;
+  pending = null;
+  memo = memoJson ? parse(memoJson) : null;
+  let value, failed = false, failure;
+  try {
+    value = fn(data, step);
+  } catch (error) {
+    failed = true;
+    failure = error;
+  }
+  if (pending !== null) return ['h', pending].join('');
+  if (failed) throw failure;
+  if (mode === 'truthy') return value ? 'vtrue' : 'vfalse';
+  if (mode === 'text') return ['t', toText(value).toWellFormed()].join('');
+  return ['v', toJson(value)].join('');
+};
+})(globalThis)
+"""
+)
+
+
+class SandboxError(Exception):
+    """An expression failed. `message` is for humans; the subclass says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ScriptError(SandboxError):
+    """The expression threw (TypeError, ReferenceError, SyntaxError, ...)."""
+
+
+class HostCallError(SandboxError):
+    """A helper function rejected its arguments, or too many helper calls were made."""
+
+
+class ResourceLimitError(SandboxError):
+    """The expression hit the time, memory or stack limit."""
+
+
+class Sandbox:
+    """A fresh QuickJS realm for one batch. Use it on the thread that created it, then close it.
+
+    A resource-limit failure replaces the context for the rest of the batch, so a memory bomb
+    cannot starve the expressions after it.
+    """
+
+    def __init__(self, data: Any, step: Any, *, serialized: bool = False) -> None:
+        """`serialized=True`: `data` and `step` are already JSON text (see `to_json`)."""
+        self._thread = threading.get_ident()
+        self._data_json = data if serialized else to_json(data)
+        self._step_json = step if serialized else to_json(step)
+        self._compiled: dict[str, Any] = {}
+        self._context: Any = None
+        self._open()
+
+    def _open(self) -> None:
+        context = _quickjs.Context()
+        context.set_memory_limit(MEMORY_LIMIT_BYTES)
+        context.set_max_stack_size(STACK_LIMIT_BYTES)
+        context.set_time_limit(TIME_LIMIT_SECONDS)
+        try:
+            self._runner = context.eval(_PRELUDE)
+            self._data = context.parse_json(self._data_json)
+            self._step = context.parse_json(self._step_json)
+        except (_quickjs.JSException, _quickjs.StackOverflow) as error:
+            raise _classify(error) from None
+        self._context = context
+        self._compiled = {}
+
+    def close(self) -> None:
+        """Drop the context (and everything the expressions allocated)."""
+        self._context = self._runner = self._data = self._step = None
+        self._compiled = {}
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def run(self, source: str, mode: Mode = "value") -> Any:
+        """Evaluate one expression; raise a `SandboxError` subclass when it fails.
+
+        "value" returns JSON-compatible Python (`undefined` and NaN become None, BigInt a
+        string), "text" the string an interpolation inserts, "truthy" a bool.
+        """
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a Sandbox must be used on the thread that created it")
+        if _has_lone_surrogate(source):
+            raise ScriptError("SyntaxError: the expression contains an unpaired surrogate")
+        if self._context is None:
+            self._open()
+        memo: dict[str, Any] = {}
+        started = time.thread_time()
+        while True:
+            try:
+                function = self._compile(source)
+                result = self._runner(
+                    function, self._data, self._step, mode, json.dumps(memo) if memo else ""
+                )
+            except (_quickjs.JSException, _quickjs.StackOverflow) as error:
+                failure = _classify(error)
+                if isinstance(failure, ResourceLimitError):
+                    self.close()  # a fresh context for the rest of the batch
+                raise failure from None
+            tag, body = result[0], result[1:]
+            if tag == "t":
+                return body
+            if tag == "v":
+                return _loads(body)
+            if len(memo) >= MAX_HOST_CALLS:
+                raise HostCallError(f"more than {MAX_HOST_CALLS} helper function calls")
+            if time.thread_time() - started > TIME_LIMIT_SECONDS:  # the limit spans re-runs
+                raise ResourceLimitError(_TIMEOUT_MESSAGE)
+            memo[body] = _host_call(body)
+
+    def _compile(self, source: str) -> Any:
+        function = self._compiled.get(source)
+        if function is None:
+            wrapper = "(function (data, step) {\n'use strict';\nreturn (" + source + "\n);\n})"
+            function = self._compiled[source] = self._context.eval(wrapper)
+        return function
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def to_json(value: Any) -> str:
+    """JSON text for the sandbox: NaN/Infinity become null, as JSON.stringify would do."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # ints beyond 64 bits or lone surrogates (json.loads makes both)
+        return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    return value
+
+
+def _loads(body: str) -> Any:
+    too_deep = ScriptError(f"the result is nested deeper than {MAX_RESULT_DEPTH} levels")
+    try:
+        value = json.loads(body)
+    except RecursionError:
+        raise too_deep from None
+    if body.count("[") + body.count("{") > MAX_RESULT_DEPTH and _depth(value) > MAX_RESULT_DEPTH:
+        raise too_deep
+    # JSON.stringify escapes lone surrogates (`\ud800`); Python strings holding them cannot be
+    # encoded as UTF-8 later, so replace them with U+FFFD like `toWellFormed()` does.
+    return _well_formed(value) if "\\ud" in body else value
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in _children(item))
+    return deepest
+
+
+def _children(container: dict[str, Any] | list[Any]) -> Any:
+    return container.values() if isinstance(container, dict) else container
+
+
+def _well_formed(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_well_formed(item) for item in value]
+    if isinstance(value, dict):
+        return {_well_formed(key): _well_formed(item) for key, item in value.items()}
+    return value
+
+
+def _host_call(key: str) -> Any:
+    try:
+        _, name, args = json.loads(key)
+    except RecursionError:
+        raise HostCallError("helper function arguments are nested too deeply") from None
+    try:
+        return call_helper(name, args)
+    except HelperError as error:
+        raise HostCallError(str(error)) from None
+    except Exception as error:  # a helper bug must fail one expression, not the whole step batch
+        raise HostCallError(f"{name}: {type(error).__name__}: {error}") from None
+
+
+def _classify(error: Exception) -> SandboxError:
+    if isinstance(error, _quickjs.StackOverflow):
+        return ResourceLimitError("stack overflow (too much recursion)")
+    text = str(error)
+    first = text.split("\n", 1)[0].strip()
+    if first.startswith("InternalError: interrupted"):
+        return ResourceLimitError(_TIMEOUT_MESSAGE)
+    if "out of memory" in first:
+        return ResourceLimitError(f"exceeded {MEMORY_LIMIT_BYTES // (1024 * 1024)} MB of memory")
+    if first.startswith("RangeError: Maximum call stack size exceeded"):
+        return ResourceLimitError("stack overflow (too much recursion)")
+    return ScriptError(first or "unknown error")

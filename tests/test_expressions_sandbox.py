@@ -1,0 +1,419 @@
+"""The QuickJS sandbox on its own, including sources the whitelist would refuse.
+
+Hostile sources must fail with a `SandboxError`, leave the next evaluation (same batch or a new
+one) working and unaffected, and never take the test process down.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from relayflow.expressions.sandbox import (
+    MAX_HOST_CALLS,
+    MAX_RESULT_DEPTH,
+    HostCallError,
+    ResourceLimitError,
+    Sandbox,
+    SandboxError,
+    ScriptError,
+)
+
+DATA = {
+    "name": "Ann",
+    "code": 200,
+    "items": [3, 1, 2],
+    "nested": {"a": {"b": None}},
+    "from": "+6512345678",
+    "long": "x" * 10_000,
+}
+STEP = {"responseCode": 200, "reply": None}
+
+
+@pytest.fixture
+def sandbox() -> Any:
+    with Sandbox(DATA, STEP) as box:
+        yield box
+
+
+def _healthy(box: Sandbox) -> None:
+    """The sandbox still answers, and sees no leftovers from what ran before."""
+    assert box.run("data.name + step.responseCode") == "Ann200"
+    assert box.run("({}).reply === undefined && [].polluted === undefined") is True
+    assert box.run("typeof globalThis.leak") == "undefined"
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("1 + 1", 2),
+        ("0.5 + 0.25", 0.75),
+        ("10 / 4", 2.5),
+        ("2 ** 53", 2**53),
+        ("'a' + 'b'", "ab"),
+        ("true", True),
+        ("null", None),
+        ("undefined", None),
+        ("data.missing", None),
+        ("[1, 'two', null, undefined]", [1, "two", None, None]),
+        ("({a: 1, b: undefined, c: [true]})", {"a": 1, "c": [True]}),
+        ("data.nested", {"a": {"b": None}}),
+        ("10n ** 30n", "1" + "0" * 30),
+        ("({big: 2n ** 64n})", {"big": str(2**64)}),
+        ("NaN", None),
+        ("-Infinity", None),
+        ("[NaN, Infinity]", [None, None]),
+        ("Symbol('s')", None),
+        ("Math.max", None),
+        ("new Date(0)", "1970-01-01T00:00:00.000Z"),
+        ("step.responseCode == '200'", True),  # loose equality, int against string
+        ("step.responseCode === '200'", False),
+        ("data.missing == null", True),
+        ("step.reply == null", True),
+        ("data.items.length", 3),
+        ("data.long.length", 10_000),
+    ],
+)
+def test_value_mode_converts_to_json_compatible_python(
+    sandbox: Sandbox, source: str, expected: Any
+) -> None:
+    assert sandbox.run(source) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("'text'", "text"),
+        ("null", ""),
+        ("undefined", ""),
+        ("data.missing", ""),
+        ("42", "42"),
+        ("0.1 + 0.2", "0.30000000000000004"),
+        ("1e21", "1e+21"),
+        ("true", "true"),
+        ("10n", "10"),
+        ("data.nested", '{"a":{"b":null}}'),
+        ("[1, 2]", "[1,2]"),
+        ("x => 1", ""),
+    ],
+)
+def test_text_mode_gives_what_interpolation_inserts(
+    sandbox: Sandbox, source: str, expected: str
+) -> None:
+    assert sandbox.run(source, "text") == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("''", False),
+        ("'0'", True),
+        ("0", False),
+        ("NaN", False),
+        ("0n", False),
+        ("null", False),
+        ("data.missing", False),
+        ("({})", True),
+        ("[]", True),
+        ("step.reply != null", False),
+    ],
+)
+def test_truthy_mode_is_javascript_truthiness(
+    sandbox: Sandbox, source: str, expected: bool
+) -> None:
+    assert sandbox.run(source, "truthy") is expected
+
+
+def test_long_and_concatenated_strings_come_back_whole(sandbox: Sandbox) -> None:
+    # `+` on long strings makes QuickJS "rope" strings, which the binding cannot convert.
+    assert sandbox.run("data.long + data.long") == "x" * 20_000
+    assert sandbox.run("'>' + data.long", "text") == ">" + "x" * 10_000
+    assert sandbox.run("[data.long + data.long]") == ["x" * 20_000]
+
+
+def test_lone_surrogates_become_replacement_characters(sandbox: Sandbox) -> None:
+    assert sandbox.run("'a\\ud800b'") == "a\ufffdb"
+    assert sandbox.run("'a\\ud800b'", "text") == "a\ufffdb"
+    assert sandbox.run("({'\\udc00': 1})") == {"\ufffd": 1}
+    assert sandbox.run("'\\ud83d\\ude00'") == "\U0001f600"  # a valid pair is kept
+
+
+@pytest.mark.parametrize("depth", [MAX_RESULT_DEPTH + 1, 2000])
+def test_results_nested_too_deeply_are_refused(sandbox: Sandbox, depth: int) -> None:
+    source = f"JSON.parse('['.repeat({depth}) + ']'.repeat({depth}))"
+    with pytest.raises(ScriptError, match=f"nested deeper than {MAX_RESULT_DEPTH} levels"):
+        sandbox.run(source)
+    levels = MAX_RESULT_DEPTH - 1
+    deepest = sandbox.run(f"JSON.parse('{{\"a\":'.repeat({levels}) + '[]' + '}}'.repeat({levels}))")
+    assert isinstance(deepest, dict)
+    assert sandbox.run(f"'['.repeat({depth})") == "[" * depth  # a string is not nested
+
+
+def test_helper_arguments_nested_too_deeply_are_refused(sandbox: Sandbox) -> None:
+    with pytest.raises(HostCallError, match="nested too deeply"):
+        sandbox.run("isCountryCode(JSON.parse('['.repeat(2000) + ']'.repeat(2000)), 'SG')")
+
+
+def test_sources_with_unpaired_surrogates_are_script_errors(sandbox: Sandbox) -> None:
+    with pytest.raises(ScriptError, match="unpaired surrogate"):
+        sandbox.run("'\ud800'")
+
+
+def test_step_may_be_absent() -> None:
+    with Sandbox({"x": 1}, None) as box:
+        assert box.run("step") is None
+        assert box.run("data.x") == 1
+
+
+def test_script_errors_carry_the_javascript_message(sandbox: Sandbox) -> None:
+    with pytest.raises(ScriptError, match=r"^TypeError: cannot read property 'y' of undefined$"):
+        sandbox.run("data.x.y")
+    with pytest.raises(ScriptError, match="ReferenceError: nope is not defined"):
+        sandbox.run("nope + 1")
+    with pytest.raises(ScriptError, match="SyntaxError"):
+        sandbox.run("a b")
+    with pytest.raises(ScriptError, match=r"^1$"):
+        sandbox.run("(() => { throw 1 })()")
+    _healthy(sandbox)
+
+
+def test_python_data_is_never_changed(sandbox: Sandbox) -> None:
+    assert sandbox.run("data.items.sort()") == [1, 2, 3]
+    assert DATA["items"] == [3, 1, 2]
+
+
+# --- helpers through the host-call protocol ---------------------------------------------------
+
+
+def test_host_helpers(sandbox: Sandbox) -> None:
+    assert sandbox.run("isCountryCode(data.from, 'SG')") is True
+    assert sandbox.run("isCountryCode(data.from, 'MY')") is False
+    assert sandbox.run("isCountryCode(data.missing, 'SG')") is False
+    assert (
+        sandbox.run(
+            "isTimeOfDayBetween('2020-10-15T14:40:15+07:00', '09:00:00', '18:00:00', "
+            "'Singapore Standard Time')"
+        )
+        is True
+    )
+    assert sandbox.run("isDayOfWeek('2021-05-25', 'Tuesday')") is True
+    assert sandbox.run("!isDayOfWeek('2021-05-25', 'monday')") is True
+    combined = "isCountryCode(data.from, 'SG') && isDayOfWeek('2021-05-25', 'tue') ? 'y' : 'n'"
+    assert sandbox.run(combined) == "y"
+
+
+def test_each_uuid_call_gives_a_new_uuid(sandbox: Sandbox) -> None:
+    first, second = sandbox.run("[uuid(), uuid()]")
+    assert first != second
+    assert uuid.UUID(first).version == uuid.UUID(second).version == 4
+    assert sandbox.run("uuid()") not in (first, second)
+    text = sandbox.run("`${uuid()}/${uuid()}`", "text")
+    left, right = text.split("/")
+    assert left != right
+
+
+def test_string_contains_is_pure_javascript(sandbox: Sandbox) -> None:
+    assert sandbox.run("stringContains('Hello World', 'World')") is True
+    assert sandbox.run("stringContains('Hello World', 'world')") is False
+    assert sandbox.run("stringContains('Hello World', 'world', true)") is True
+    assert sandbox.run("stringContains('Hello World', 'world', false)") is False
+    assert sandbox.run("stringContains(data.missing, 'x')") is False
+    assert sandbox.run("stringContains(6512345678, '65')") is True
+    with pytest.raises(ScriptError, match="stringContains: value must be a string"):
+        sandbox.run("stringContains('abc', null)")
+    with pytest.raises(ScriptError, match="stringContains: ignoreCase must be true or false"):
+        sandbox.run("stringContains('abc', 'a', 'yes')")
+
+
+def test_helper_errors_fail_the_expression(sandbox: Sandbox) -> None:
+    with pytest.raises(HostCallError, match="isTimeOfDayBetween: unknown time zone id 'Mars'"):
+        sandbox.run("isTimeOfDayBetween('2020-10-15T14:40:15Z', '09:00', '18:00', 'Mars')")
+    with pytest.raises(HostCallError, match="isDayOfWeek: cannot parse timestamp"):
+        sandbox.run("isDayOfWeek('someday', 'Monday')")
+    with pytest.raises(HostCallError, match="isCountryCode: phoneNumber must be a string"):
+        sandbox.run("isCountryCode({}, 'SG')")
+    _healthy(sandbox)
+
+
+def test_host_calls_are_capped(sandbox: Sandbox) -> None:
+    # Non-deterministic arguments would otherwise re-run forever.
+    with pytest.raises(HostCallError, match=f"more than {MAX_HOST_CALLS} helper function calls"):
+        sandbox.run("isCountryCode(String(Math.random()), 'SG')")
+    calls = " && ".join(["isCountryCode(data.from, 'SG')"] * (MAX_HOST_CALLS + 1))
+    with pytest.raises(HostCallError):
+        sandbox.run(calls)
+    within = " && ".join(["isCountryCode(data.from, 'SG')"] * MAX_HOST_CALLS)
+    assert sandbox.run(within) is True
+
+
+def test_a_swallowed_host_call_is_still_made(sandbox: Sandbox) -> None:
+    source = "(() => { try { return isCountryCode(data.from, 'SG') } catch (e) { return 'x' } })()"
+    assert sandbox.run(source) is True
+
+
+# --- hostile sources --------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "source",
+    [
+        "(() => { while (true) {} })()",
+        "(() => { for (;;) { try { while (true) {} } catch (e) {} } })()",
+        "/(a+)+$/.test('a'.repeat(40) + 'b')",
+    ],
+)
+def test_runaway_code_is_stopped(sandbox: Sandbox, source: str) -> None:
+    with pytest.raises(ResourceLimitError, match="took longer than 500 ms"):
+        sandbox.run(source)
+    _healthy(sandbox)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "source",
+    [
+        "'x'.repeat(1e9)",
+        "Array(1e8).fill(1)",
+        "(() => { const a = []; while (true) a.push(new Array(1e6).fill(1)); })()",
+        "JSON.stringify(Array(1e6).fill(data.long))",
+        "data.long.repeat(5000)",
+    ],
+)
+def test_memory_bombs_fail_cleanly(sandbox: Sandbox, source: str) -> None:
+    with pytest.raises(ResourceLimitError, match="exceeded 32 MB"):
+        sandbox.run(source)
+    _healthy(sandbox)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "(function f() { return f() })()",
+        "(() => { const f = (n) => f(n + 1) + 1; return f(0) })()",
+        "JSON.parse('['.repeat(1e5) + ']'.repeat(1e5))",
+    ],
+)
+def test_deep_recursion_fails_cleanly(sandbox: Sandbox, source: str) -> None:
+    with pytest.raises(ResourceLimitError, match="stack overflow"):
+        sandbox.run(source)
+    _healthy(sandbox)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Object.prototype.reply = 1",
+        "Object.assign(Object.prototype, {reply: 1})",
+        "Object.defineProperty(Array.prototype, 'polluted', {value: 1})",
+        "Array.prototype.push = null",
+        "globalThis.leak = 1",
+        "(() => { isCountryCode = () => true })()",
+        "(() => { uuid = () => 'fixed' })()",
+    ],
+)
+def test_realm_tampering_is_refused(sandbox: Sandbox, source: str) -> None:
+    with pytest.raises(ScriptError, match="TypeError"):
+        sandbox.run(source)
+    _healthy(sandbox)
+    assert sandbox.run("isCountryCode('+6012345678', 'SG')") is False
+    assert sandbox.run("uuid()") != "fixed"
+
+
+def test_tampering_with_other_intrinsics_cannot_break_the_protocol(sandbox: Sandbox) -> None:
+    # Only the hot prototypes and the global object are frozen (freezing every intrinsic would
+    # triple the cost of a batch); the runner holds its own references to what it uses.
+    sandbox.run("Object.assign(JSON, {stringify: () => 'x', parse: () => 1})")
+    assert sandbox.run("[isCountryCode(data.from, 'SG'), {a: 1n}]") == [True, {"a": "1"}]
+    with Sandbox(DATA, STEP) as fresh:
+        assert fresh.run("JSON.parse('2')") == 2
+
+
+def test_prototype_tampering_never_reaches_the_next_batch() -> None:
+    with Sandbox(DATA, STEP) as first:
+        # Even when tampering succeeds inside a batch (here on an object the batch owns), the
+        # next batch is a different realm.
+        assert first.run("(() => { data.injected = 1; return data.injected })()") == 1
+        with pytest.raises(ScriptError):
+            first.run("Object.prototype.reply = 'polluted'")
+    with Sandbox(DATA, {"reply": None}) as second:
+        assert second.run("step.reply != null") is False
+        assert second.run("({}).reply") is None
+        assert second.run("data.injected") is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "''.constructor.constructor('return this')()",
+        "(() => {}).constructor('return 1')()",
+        "isCountryCode.constructor('return 1')()",
+        "[][['constr', 'uctor'].join('')][['constr', 'uctor'].join('')]('return 1')()",
+        "Reflect.construct(''.constructor.constructor, ['return 1'])",
+    ],
+)
+def test_code_generation_is_disabled(sandbox: Sandbox, source: str) -> None:
+    with pytest.raises(ScriptError, match="code generation from strings is disabled"):
+        sandbox.run(source)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["eval", "Function", "require", "process", "fetch", "XMLHttpRequest", "std", "os", "print"],
+)
+def test_no_dangerous_globals(sandbox: Sandbox, name: str) -> None:
+    assert sandbox.run(f"typeof {name}") == "undefined"
+
+
+def test_dynamic_import_reaches_nothing(sandbox: Sandbox) -> None:
+    # A promise that never settles: the sandbox runs no jobs and has no module loader.
+    assert sandbox.run("typeof import('os')") == "object"
+    _healthy(sandbox)
+
+
+def test_huge_data_strings_are_fine() -> None:
+    data = {"texts": ["é" * 10_000, "x" * 10_000], "deep": {"a": "z" * 10_000}}
+    with Sandbox(data, None) as box:
+        assert box.run("data.texts[0].length + data.deep.a.length") == 20_000
+        assert box.run("data.texts[0]") == "é" * 10_000
+        assert box.run("stringContains(data.texts[1], 'xxx')") is True
+
+
+# --- threads ----------------------------------------------------------------------------------
+
+
+def test_a_sandbox_stays_on_its_thread(sandbox: Sandbox) -> None:
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(sandbox.run, "1")
+        with pytest.raises(RuntimeError, match="thread that created it"):
+            future.result()
+
+
+@pytest.mark.timeout(60)
+def test_threads_evaluate_at_once() -> None:
+    barrier = threading.Barrier(6)
+
+    def work(worker: int) -> list[Any]:
+        barrier.wait()
+        results = []
+        for round_ in range(20):
+            with Sandbox({"worker": worker, "round": round_}, None) as box:
+                results.append(
+                    box.run("[data.worker, data.round, isDayOfWeek('2021-05-25', 'tue')]")
+                )
+                if round_ == 5:
+                    with pytest.raises(SandboxError):
+                        box.run("'x'.repeat(1e9)")
+        return results
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(work, range(6)))
+    for worker, results in enumerate(outcomes):
+        assert results == [[worker, round_, True] for round_ in range(20)]
