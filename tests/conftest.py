@@ -104,8 +104,13 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def context(db: Database, clock: ManualClock, settings: Settings) -> AppContext:
-    return AppContext(settings=settings, db=db, clock=clock)
+async def context(
+    db: Database, clock: ManualClock, settings: Settings
+) -> AsyncIterator[AppContext]:
+    runtime = AppContext(settings=settings, db=db, clock=clock)
+    yield runtime
+    runtime.evaluator.close()
+    await runtime.http.close()
 
 
 @pytest.fixture

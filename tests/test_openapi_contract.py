@@ -46,24 +46,6 @@ DOCUMENTED_NULLS: dict[tuple[str, str], str] = {
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 # 8x8 operations relayflow does not implement yet: expected to fail until they are built.
-NOT_IMPLEMENTED_YET: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("get", "/api/v1/accounts/{accountId}/definitions/{definitionId}/workflows"),
-        ("post", "/api/v1/accounts/{accountId}/definitions/{definitionId}/workflows"),
-        ("get", "/api/v1/accounts/{accountId}/definitions/{definitionId}/workflows/{workflowId}"),
-        ("patch", "/api/v1/accounts/{accountId}/definitions/{definitionId}/workflows/{workflowId}"),
-        (
-            "get",
-            "/api/v1/accounts/{accountId}/definitions/{definitionId}/workflows/{workflowId}/errors",
-        ),
-        ("post", "/api/v1/accounts/{accountId}/triggers/http_request"),
-        ("get", "/api/v1/accounts/{accountId}/steps/timezones"),
-        ("get", "/api/v1/accounts/{accountId}/steps/functions"),
-        ("get", "/api/v1/accounts/{accountId}/usage"),
-        ("get", "/api/v1/accounts/{accountId}/usage/history"),
-    }
-)
-NOT_IMPLEMENTED_REASON = "engine issue #3"
 # Our operations whose request body is 8x8's `definitionInput`.
 DEFINITION_BODY_OPERATIONS = (
     "create-definition",
@@ -407,26 +389,14 @@ async def our_openapi(client: httpx.AsyncClient) -> dict[str, Any]:
     return document
 
 
-def test_not_implemented_list_names_real_8x8_operations() -> None:
-    listed = {(method, path) for method, path, _ in eight_by_eight_operations()}
-    assert listed >= NOT_IMPLEMENTED_YET, NOT_IMPLEMENTED_YET - listed
-    assert len(listed) == 15  # spec §3: 15 endpoints
+def test_8x8_documents_fifteen_operations() -> None:
+    assert len(list(eight_by_eight_operations())) == 15  # spec §3: 15 endpoints
 
 
 @pytest.mark.parametrize(
     ("method", "path", "operation_id"),
     [
-        pytest.param(
-            method,
-            path,
-            operation_id,
-            id=operation_id,
-            marks=[
-                pytest.mark.xfail(strict=True, reason=NOT_IMPLEMENTED_REASON, raises=AssertionError)
-            ]
-            if (method, path) in NOT_IMPLEMENTED_YET
-            else [],
-        )
+        pytest.param(method, path, operation_id, id=operation_id)
         for method, path, operation_id in eight_by_eight_operations()
     ],
 )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.api.app import create_app
 from relayflow.api.context import AppContext
+from relayflow.api.shapes import message_json
 from relayflow.clock import SystemClock, iso_from_ms
 from relayflow.config import DEFAULT_DATABASE_URL, Settings
 from relayflow.errors import error_table_markdown
@@ -39,6 +41,10 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(docs_app, name="docs")
+sandbox_app = typer.Typer(
+    help="Play the customer against the sandbox provider.", no_args_is_help=True
+)
+app.add_typer(sandbox_app, name="sandbox")
 
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
@@ -93,21 +99,30 @@ def _print_json(document: Any) -> None:
     typer.echo(json.dumps(document, indent=2))
 
 
-@app.command()
-def serve(
-    db: DbOption = DEFAULT_DATABASE_URL,
-    host: Annotated[str, typer.Option(envvar="RELAYFLOW_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="RELAYFLOW_PORT")] = 8080,
-    log_level: Annotated[str, typer.Option(envvar="RELAYFLOW_LOG_LEVEL")] = "info",
-) -> None:
-    """Run the service: migrate the database, then serve the HTTP API."""
+HostOption = Annotated[str, typer.Option(envvar="RELAYFLOW_HOST", help="Listen address.")]
+PortOption = Annotated[int, typer.Option(envvar="RELAYFLOW_PORT", help="Listen port.")]
+LogOption = Annotated[str, typer.Option(envvar="RELAYFLOW_LOG_LEVEL", help="debug, info, warning.")]
+
+
+def _start(db: str, log_level: str, **settings: Any) -> tuple[Settings, Database]:
     configure_logging(log_level)
     try:
-        settings = Settings(database_url=db, host=host, port=port, log_level=log_level)
-        database = Database(settings.database_url, echo=settings.echo_sql)
+        config = Settings(database_url=db, log_level=log_level, **settings)
+        return config, Database(config.database_url, echo=config.echo_sql)
     except DatabaseUrlError as error:
         raise _fail(str(error)) from None
 
+
+def _until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        asyncio.run(main())
+    except OSError as error:
+        raise _fail(f"cannot start: {error}") from None
+    except SQLAlchemyError as error:
+        raise _fail(f"database error: {_database_message(error)}") from None
+
+
+def _serve_http(settings: Settings, database: Database, *, run_worker: bool) -> None:
     async def main() -> None:
         await database.migrate()
         context = AppContext(settings=settings, db=database, clock=SystemClock())
@@ -119,22 +134,62 @@ def serve(
             )
             _print_json(demo.as_json())
         config = uvicorn.Config(
-            create_app(context, dispose_on_shutdown=True),
+            create_app(context, run_worker=run_worker, close_on_shutdown=True),
             host=settings.host,
             port=settings.port,
-            log_level=log_level,
+            log_level=settings.log_level,
             access_log=False,
             lifespan="on",
         )
         typer.echo(f"relayflow listening on http://{settings.host}:{settings.port} (docs at /docs)")
         await uvicorn.Server(config).serve()
 
-    try:
-        asyncio.run(main())
-    except OSError as error:
-        raise _fail(f"cannot start: {error}") from None
-    except SQLAlchemyError as error:
-        raise _fail(f"database error: {_database_message(error)}") from None
+    _until_stopped(main)
+
+
+@app.command()
+def serve(
+    db: DbOption = DEFAULT_DATABASE_URL,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8080,
+    log_level: LogOption = "info",
+) -> None:
+    """Run everything in one process: migrate, serve the HTTP API, run the engine."""
+    settings, database = _start(db, log_level, host=host, port=port)
+    _serve_http(settings, database, run_worker=True)
+
+
+@app.command()
+def api(
+    db: DbOption = DEFAULT_DATABASE_URL,
+    host: HostOption = "127.0.0.1",
+    port: PortOption = 8080,
+    log_level: LogOption = "info",
+) -> None:
+    """Serve the HTTP API only (scale-out: run workers with `relayflow worker`)."""
+    settings, database = _start(db, log_level, host=host, port=port)
+    _serve_http(settings, database, run_worker=False)
+
+
+@app.command()
+def worker(db: DbOption = DEFAULT_DATABASE_URL, log_level: LogOption = "info") -> None:
+    """Run the engine only: claim and run workflow instances until SIGTERM / Ctrl-C."""
+    settings, database = _start(db, log_level)
+
+    async def main() -> None:
+        await database.migrate()
+        runtime = AppContext(settings=settings, db=database, clock=SystemClock())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        typer.echo(f"relayflow worker {runtime.worker.owner} running")
+        try:
+            await runtime.run_worker(stop)
+        finally:
+            await runtime.close()
+
+    _until_stopped(main)
 
 
 @db_app.command("upgrade")
@@ -259,6 +314,94 @@ def validate(
             typer.echo(f"{problem.path or '(body)'}: [{int(problem.code)}] {problem.message}")
     if not result.valid:
         raise typer.Exit(1)
+
+
+AccountOption = Annotated[str, typer.Option("--account", "-a", help="Account id.")]
+
+
+def _sandbox(db: str, action: Callable[[AppContext], Awaitable[Any]]) -> Any:
+    async def run(database: Database) -> Any:
+        runtime = AppContext(settings=Settings(database_url=db), db=database, clock=SystemClock())
+        try:
+            return await action(runtime)
+        finally:
+            runtime.evaluator.close()
+            await runtime.http.close()
+
+    return _run(db, run)
+
+
+@sandbox_app.command("sms")
+def sandbox_sms(
+    sender: Annotated[
+        str, typer.Argument(metavar="FROM", help="Customer number, e.g. +6591234567.")
+    ],
+    text: Annotated[str, typer.Argument(help="Message text.")],
+    to: Annotated[str, typer.Option(help="Your virtual number.")] = "+6580000000",
+    sub_account: Annotated[str | None, typer.Option("--sub-account", help="subAccountId.")] = None,
+    account: AccountOption = "demo",
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """A customer sends an SMS: routed like 8x8's inbound SMS webhook."""
+    event, result = _sandbox(
+        db, lambda rt: rt.sandbox.inbound_sms(account, sender, to, text, sub_account)
+    )
+    _print_json({"event": event, **result.as_json()})
+
+
+@sandbox_app.command("chat")
+def sandbox_chat(
+    channel: Annotated[str, typer.Argument(help="whatsapp, viber, line, RCS, ...")],
+    sender: Annotated[str, typer.Argument(metavar="FROM", help="Phone number or channel user id.")],
+    text: Annotated[str | None, typer.Argument(help="Message text.")] = None,
+    payload: Annotated[str | None, typer.Option(help="Quick-reply button payload.")] = None,
+    sub_account: Annotated[str | None, typer.Option("--sub-account", help="subAccountId.")] = None,
+    account: AccountOption = "demo",
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """A customer sends a chat-apps message (or presses a button with --payload)."""
+    if text is None and payload is None:
+        raise _fail("give the message TEXT and/or --payload")
+    event, result = _sandbox(
+        db, lambda rt: rt.sandbox.inbound_chat(account, channel, sender, text, payload, sub_account)
+    )
+    _print_json({"event": event, **result.as_json()})
+
+
+@sandbox_app.command("dtmf")
+def sandbox_dtmf(
+    digits: Annotated[str, typer.Argument(help="Keys pressed, e.g. 1.")],
+    client_request_id: Annotated[str | None, typer.Option("--client-request-id")] = None,
+    uid: Annotated[str | None, typer.Option("--uid")] = None,
+    account: AccountOption = "demo",
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """The callee of a say&capture call presses keys."""
+    if not client_request_id and not uid:
+        raise _fail("give --client-request-id or --uid of the voice message")
+    if not digits or any(c not in "0123456789*#" for c in digits):
+        raise _fail("digits may only contain 0-9, * and #")
+    event, result = _sandbox(
+        db, lambda rt: rt.sandbox.dtmf(account, client_request_id, uid, digits)
+    )
+    _print_json({"event": event, **result.as_json()})
+
+
+@sandbox_app.command("outbox")
+def sandbox_outbox(
+    account: AccountOption = "demo",
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    channel: Annotated[str | None, typer.Option(help="sms, chatapps or voice.")] = None,
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """Messages your workflows sent, newest first, with the exact 8x8 request bodies."""
+    rows = _sandbox(
+        db,
+        lambda rt: rt.sandbox.outbox(
+            account, limit=limit, offset=0, channel=channel, workflow_id=None
+        ),
+    )
+    _print_json([message_json(row) for row in rows])
 
 
 @docs_app.command("errors")

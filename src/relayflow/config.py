@@ -30,3 +30,15 @@ class Settings(BaseSettings):
     # Log SQL statements (never parameters: they may hold secrets).
     echo_sql: bool = False
     limits: Limits = Field(default_factory=Limits)
+    # Comma-separated hosts / CIDRs the HttpRequest step may reach although they are private.
+    http_allowlist: str = ""
+    # Instance starts per second per account (token bucket), and the burst allowed.
+    start_rate_per_second: float = 200.0
+    start_burst: int = 1000
+    # Reported by GET /usage; None = no quota.
+    allowed_workflow_count: int | None = None
+    # Worker: instances leased per claim, run concurrently, and the lease length.
+    worker_batch_size: int = 64
+    worker_concurrency: int = 32
+    worker_lease_seconds: float = 60.0
+    worker_poll_seconds: float = 0.25

@@ -24,6 +24,7 @@ class ErrorCode(IntEnum):
     WORKFLOW_NOT_FOUND = 1301
     RESOURCE_NOT_FOUND = 1302
     METHOD_NOT_ALLOWED = 1305
+    INVALID_TRANSITION = 1310
     PAYLOAD_TOO_LARGE = 1400
     RATE_LIMITED = 1429
     INTERNAL_ERROR = 2000
@@ -68,6 +69,9 @@ ERROR_INFO: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.WORKFLOW_NOT_FOUND: ErrorInfo(404, "Workflow instance not found."),
     ErrorCode.RESOURCE_NOT_FOUND: ErrorInfo(404, "No such endpoint."),
     ErrorCode.METHOD_NOT_ALLOWED: ErrorInfo(405, "HTTP method not allowed on this endpoint."),
+    ErrorCode.INVALID_TRANSITION: ErrorInfo(
+        400, "The workflow's status does not allow this command (e.g. resume a Complete one)."
+    ),
     ErrorCode.PAYLOAD_TOO_LARGE: ErrorInfo(
         413, "Request body larger than the limit (1 MB by default)."
     ),

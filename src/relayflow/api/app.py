@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,7 @@ from relayflow import __version__
 from relayflow.api.body_limit import BodySizeLimit
 from relayflow.api.context import AppContext
 from relayflow.api.errors import install_error_handlers
-from relayflow.api.routes import definitions, health
+from relayflow.api.routes import definitions, health, instances, sandbox, steps, triggers, usage
 from relayflow.model.definition import DefinitionInput
 
 DESCRIPTION = """\
@@ -24,12 +25,23 @@ Operations marked *relayflow extension* are not part of 8x8's API.
 """
 
 
-def create_app(context: AppContext, *, dispose_on_shutdown: bool = False) -> FastAPI:
+def create_app(
+    context: AppContext, *, run_worker: bool = False, close_on_shutdown: bool = False
+) -> FastAPI:
+    """The ASGI app; with `run_worker` the engine's worker runs in the same event loop."""
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if dispose_on_shutdown:
-            await context.db.dispose()
+        stop = asyncio.Event()
+        worker = asyncio.create_task(context.run_worker(stop)) if run_worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                await worker
+            if close_on_shutdown:
+                await context.close()
 
     app = FastAPI(
         title="relayflow",
@@ -46,7 +58,8 @@ def create_app(context: AppContext, *, dispose_on_shutdown: bool = False) -> Fas
         BodySizeLimit, max_bytes=context.settings.limits.max_request_body_bytes, clock=context.clock
     )
     app.include_router(health.router)
-    app.include_router(definitions.router)
+    for module in (definitions, instances, triggers, steps, usage, sandbox):
+        app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 
 from relayflow.clock import iso_from_ms
 from relayflow.store.definitions import DefinitionRow
+from relayflow.store.instance_reads import ErrorRow, EventRow, InstanceRow, LogRow
+from relayflow.store.messages import MessageRow
 
 
 def definition_json(row: DefinitionRow) -> dict[str, Any]:
@@ -86,3 +88,95 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorOut, "description": "API key of another account (code 1201)."},
     413: {"model": ErrorOut, "description": "Request body too large (code 1400)."},
 }
+
+
+def instance_json(instance: InstanceRow, logs: list[LogRow] | None = None) -> dict[str, Any]:
+    """8x8's `workflowInstance` (with `logs` when asked: `workflowInstanceWithLogs`)."""
+    body: dict[str, Any] = {
+        "workflowId": instance.id,
+        "data": instance.data,
+        "definitionId": instance.definition_id,
+        "version": instance.version,
+        "status": instance.status,
+        "startedAt": iso_from_ms(instance.started_at_ms),
+        "completedAt": iso_from_ms(instance.completed_at_ms) if instance.completed_at_ms else None,
+    }
+    if logs is not None:
+        body["logs"] = [
+            {
+                "id": log.id,
+                "stepName": log.step_id,
+                "startedAt": iso_from_ms(log.started_at_ms) if log.started_at_ms else None,
+                "completedAt": iso_from_ms(log.completed_at_ms) if log.completed_at_ms else None,
+                "status": log.status,
+            }
+            for log in logs
+        ]
+    return body
+
+
+def instance_location(account_id: str, definition_id: str, workflow_id: str) -> str:
+    return f"/api/v1/accounts/{account_id}/definitions/{definition_id}/workflows/{workflow_id}"
+
+
+def error_json(error: ErrorRow) -> dict[str, Any]:
+    return {
+        "workflowId": error.instance_id,
+        "step": error.step_id,
+        "message": error.message,
+        "errorTime": iso_from_ms(error.error_time_ms),
+    }
+
+
+def event_json(event: EventRow) -> dict[str, Any]:
+    return {
+        "type": event.type,
+        "step": event.step_id,
+        "at": iso_from_ms(event.at_ms),
+        "detail": event.detail,
+    }
+
+
+def message_json(message: MessageRow) -> dict[str, Any]:
+    return {
+        "umid": message.id,
+        "channel": message.channel,
+        "provider": message.provider,
+        "subAccountId": message.sub_account_id,
+        "recipient": message.recipient,
+        "clientMessageId": message.client_message_id,
+        "request": message.request,
+        "response": message.response,
+        "status": message.status,
+        "workflowId": message.instance_id,
+        "stepLogId": message.pointer_id,
+        "createdAt": iso_from_ms(message.created_at_ms),
+    }
+
+
+class WorkflowLogOut(BaseModel):
+    id: str = Field(description="Step execution id.")
+    stepName: str = Field(description="The step's id in the definition.")
+    startedAt: str | None
+    completedAt: str | None
+    status: str = Field(
+        description="Pending, Running, Complete, Sleeping, WaitingForEvent, Failed, Cancelled."
+    )
+
+
+class WorkflowInstanceOut(BaseModel):
+    workflowId: str
+    data: dict[str, Any]
+    definitionId: str
+    version: int
+    status: str = Field(description="Runnable, Suspended, Complete or Terminated.")
+    startedAt: str
+    completedAt: str | None
+    logs: list[WorkflowLogOut] | None = Field(default=None, description="With `includeLogs=true`.")
+
+
+class WorkflowErrorOut(BaseModel):
+    workflowId: str
+    step: str
+    message: str
+    errorTime: str

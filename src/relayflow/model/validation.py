@@ -18,6 +18,7 @@ from pydantic_core import ErrorDetails
 from relayflow.config import Limits
 from relayflow.errors import ErrorCode, Problem
 from relayflow.expressions.template import Expression, TemplateSyntaxError, parse_template
+from relayflow.expressions.whitelist import SYNTAX_ERROR_PREFIX, forbidden_construct
 from relayflow.model.definition import DefinitionInput
 from relayflow.model.steps import STEP_MODELS, DefinitionStatus, Trigger
 from relayflow.model.tolerant import canonical_definition_input
@@ -311,13 +312,24 @@ def _check_template(text: str, path: str, context: str, limits: Limits) -> Itera
         yield Problem(ErrorCode.INVALID_EXPRESSION, f"{context}{error}", path)
         return
     for part in parts:
-        if isinstance(part, Expression) and len(part.source) > limits.max_expression_length:
+        if not isinstance(part, Expression):
+            continue
+        if len(part.source) > limits.max_expression_length:
             yield Problem(
                 ErrorCode.EXPRESSION_TOO_LONG,
                 f"{context}expression of {len(part.source)} characters is longer than "
                 f"{limits.max_expression_length}.",
                 path,
             )
+            continue
+        construct = forbidden_construct(part.source)
+        if construct is not None:
+            code = (
+                ErrorCode.INVALID_EXPRESSION
+                if construct.startswith(SYNTAX_ERROR_PREFIX)
+                else ErrorCode.FORBIDDEN_EXPRESSION
+            )
+            yield Problem(code, f"{context}'{{{{{part.source[:80]}}}}}': {construct}.", path)
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -10,6 +10,7 @@ from relayflow.errors import ApiError, ErrorCode
 from relayflow.ids import new_definition_id
 from relayflow.model.validation import ValidationResult, validate_definition_input
 from relayflow.store import definitions as definition_store
+from relayflow.store import instance_reads
 from relayflow.store.database import Database
 from relayflow.store.definitions import DefinitionRow
 
@@ -93,6 +94,10 @@ class DefinitionService:
             deleted = await definition_store.mark_deleted(
                 conn, account_id, definition_id, version, self._clock.now_ms()
             )
+            if deleted:
+                # 8x8: deleting terminates the version's workflows, cancels their waits and
+                # timers and deletes their logs: the instances go, with everything they own.
+                await instance_reads.delete_instances_of(conn, account_id, definition_id, deleted)
         if not deleted:
             if version is not None:
                 raise ApiError(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.store.tables import definitions
@@ -204,3 +204,45 @@ async def mark_deleted(
             .values(is_latest=True)
         )
     return doomed
+
+
+async def get_any_version(
+    conn: AsyncConnection, account_id: str, definition_id: str, version: int
+) -> DefinitionRow | None:
+    """A version whether deleted or not: running instances keep the body they started on."""
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(
+                definitions.c.account_id == account_id,
+                definitions.c.id == definition_id,
+                definitions.c.version == version,
+            )
+        )
+    ).first()
+    return _row(row) if row is not None else None
+
+
+async def enabled_for_trigger(
+    conn: AsyncConnection, account_id: str, trigger: str, sub_account_id: str | None
+) -> list[DefinitionRow]:
+    """Latest enabled versions this trigger starts (DESIGN.md §5 "Trigger matching").
+
+    A definition without subAccountId matches any subaccount; one with a subAccountId only
+    events of that subaccount. An event without a subaccount matches only the former.
+    """
+    sub_condition: ColumnElement[bool] = definitions.c.sub_account_id.is_(None)
+    if sub_account_id is not None:
+        sub_condition = or_(sub_condition, definitions.c.sub_account_id == sub_account_id)
+    rows = await conn.execute(
+        select(*_COLUMNS)
+        .where(
+            definitions.c.account_id == account_id,
+            definitions.c.trigger == trigger,
+            definitions.c.status == "enabled",
+            definitions.c.is_latest.is_(True),
+            definitions.c.deleted_at_ms.is_(None),
+            sub_condition,
+        )
+        .order_by(definitions.c.created_at_ms, definitions.c.id)
+    )
+    return [_row(row) for row in rows]

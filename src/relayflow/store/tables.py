@@ -78,3 +78,158 @@ definitions = Table(
     Index("ix_definitions_account_latest", "account_id", "is_latest", "created_at_ms"),
     Index("ix_definitions_routing", "account_id", "trigger", "status", "is_latest"),
 )
+
+# --- execution (engine) ----------------------------------------------------------------------
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(24), primary_key=True),  # 24-hex, 8x8's workflowId shape
+    Column(
+        "account_id", String(100), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("definition_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("sub_account_id", String(200), nullable=True),
+    Column("status", String(16), nullable=False),  # Runnable | Suspended | Complete | Terminated
+    Column("data_json", Text, nullable=False),
+    Column("started_at_ms", BigInteger, nullable=False),
+    Column("completed_at_ms", BigInteger, nullable=True),
+    # When the instance next has work: min over its pointers (derived, rewritten in every
+    # transaction that changes pointers). NULL = nothing due (waiting for events or done).
+    Column("next_run_at_ms", BigInteger, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=True),
+    Column("executions", Integer, nullable=False, server_default="0"),
+    Index("ix_instances_due", "status", "next_run_at_ms"),
+    Index("ix_instances_listing", "account_id", "definition_id", "version", "started_at_ms"),
+)
+
+# One row per step activation (Workflow Core's execution pointer); also 8x8's step log entry.
+pointers = Table(
+    "pointers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "instance_id", String(24), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("seq", Integer, nullable=False),  # creation order within the instance
+    Column("step_id", String(200), nullable=False),
+    Column("parent_id", String(36), nullable=True),  # the If whose branch this runs in
+    Column("status", String(16), nullable=False),
+    Column("started_at_ms", BigInteger, nullable=True),
+    Column("completed_at_ms", BigInteger, nullable=True),
+    Column("wake_at_ms", BigInteger, nullable=True),  # Wait end, or wait-for-event timeout
+    Column("event_key", String(400), nullable=True),
+    Column("event_json", Text, nullable=True),  # the reply / DTMF delivered to a wait
+    Column("state_json", Text, nullable=True),  # the step's own checkpoint (inputs, results)
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Index("ix_pointers_instance", "instance_id", "seq"),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column(
+        "pointer_id", String(36), ForeignKey("pointers.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("account_id", String(100), nullable=False),
+    Column("event_key", String(400), nullable=False),
+    Column(
+        "instance_id", String(24), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Index("ix_subscriptions_key", "account_id", "event_key"),
+)
+
+# Events that arrived before their wait subscribed (a DTMF callback racing its WaitForDTMF).
+parked_events = Table(
+    "parked_events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(100), nullable=False),
+    Column("event_key", String(400), nullable=False),
+    Column("payload_json", Text, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Index("ix_parked_events_key", "account_id", "event_key"),
+)
+
+workflow_errors = Table(
+    "workflow_errors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "instance_id", String(24), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("step_id", String(200), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("error_time_ms", BigInteger, nullable=False),
+    Index("ix_workflow_errors_instance", "instance_id"),
+)
+
+# Past-tense facts per instance: the audit log, and the oracle of the flow tests.
+instance_events = Table(
+    "instance_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "instance_id", String(24), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("type", String(40), nullable=False),
+    Column("step_id", String(200), nullable=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("detail_json", Text, nullable=True),
+    Index("ix_instance_events_instance", "instance_id", "id"),
+)
+
+# Messages sent by steps (sandbox outbox now; real 8x8 sends later), one per pointer.
+messages = Table(
+    "messages",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # send order
+    Column("id", String(36), nullable=False, unique=True),  # umid
+    Column(
+        "account_id", String(100), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("instance_id", String(24), nullable=True),
+    Column("pointer_id", String(36), nullable=True, unique=True),
+    Column("channel", String(16), nullable=False),  # sms | chatapps | voice
+    Column("provider", String(16), nullable=False),  # sandbox | 8x8
+    Column("sub_account_id", String(200), nullable=True),
+    Column("recipient", String(200), nullable=True),
+    Column("client_message_id", String(400), nullable=True),
+    Column("request_json", Text, nullable=False),  # exactly what the 8x8 API receives
+    Column("response_json", Text, nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("updated_at_ms", BigInteger, nullable=False),
+    Index("ix_messages_account", "account_id", "created_at_ms"),
+)
+
+# Every inbound event (sandbox, HTTP trigger, test start; webhooks later), deduplicated.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "account_id", String(100), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("kind", String(32), nullable=False),
+    Column("dedupe_key", String(200), nullable=True),
+    Column("payload_json", Text, nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),
+    Column("processed_at_ms", BigInteger, nullable=True),
+    Index("uq_inbox_dedupe", "account_id", "dedupe_key", unique=True),
+)
+
+usage = Table(
+    "usage",
+    metadata,
+    Column(
+        "account_id", String(100), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("year", Integer, nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("started", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("account_id", "year", "month"),
+)

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
 from relayflow.api.auth import authorized_account
 from relayflow.api.context import context_of
+from relayflow.api.params import (
+    check_definition_id,
+    json_body,
+    limit_param,
+    offset_param,
+    version_param,
+)
 from relayflow.api.responses import FastJSONResponse
 from relayflow.api.shapes import (
     ERROR_RESPONSES,
@@ -23,17 +30,11 @@ from relayflow.api.shapes import (
     definition_json,
     definition_location,
 )
-from relayflow.config import Limits
-from relayflow.errors import ApiError, ErrorCode
-from relayflow.ids import is_uuid, normalise_uuid
-from relayflow.jsonbody import JsonBodyError, parse_json_object
 
 router = APIRouter(
     prefix="/api/v1/accounts/{accountId}/definitions", tags=["Workflow Definition Management"]
 )
 
-_LIMITS = Limits()
-MAX_INT32 = 2**31 - 1  # larger numbers overflow PostgreSQL integer parameters
 DEFINITION_BODY = {
     "requestBody": {
         "required": True,
@@ -45,29 +46,6 @@ DEFINITION_BODY = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "Definition not found (code 1300)."}
 }
-
-
-def _limit() -> Any:
-    return Query(
-        _LIMITS.default_page_size, ge=1, le=_LIMITS.max_page_size, description="Page size, 1..500."
-    )
-
-
-def _offset() -> Any:
-    return Query(0, ge=0, le=MAX_INT32, description="Number of items to skip.")
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        return parse_json_object(await request.body())
-    except JsonBodyError as error:
-        raise ApiError(ErrorCode.INVALID_BODY, str(error)) from None
-
-
-def _definition_id(raw: str) -> str:
-    if not is_uuid(raw):
-        raise ApiError(ErrorCode.INVALID_ID, "Invalid definition id.")
-    return normalise_uuid(raw)
 
 
 @router.get(
@@ -82,8 +60,8 @@ def _definition_id(raw: str) -> str:
 async def list_definitions(
     request: Request,
     account_id: str = Depends(authorized_account),
-    limit: int = _limit(),
-    offset: int = _offset(),
+    limit: int = limit_param(),
+    offset: int = offset_param(),
 ) -> Response:
     rows = await context_of(request).definitions.list_latest(account_id, limit, offset)
     return FastJSONResponse([definition_json(row) for row in rows])
@@ -101,7 +79,7 @@ async def list_definitions(
 async def create_definition(
     request: Request, account_id: str = Depends(authorized_account)
 ) -> Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     row = await context_of(request).definitions.create(account_id, body)
     return FastJSONResponse(
         definition_json(row),
@@ -122,7 +100,7 @@ async def create_definition(
 async def validate_definition(
     request: Request, account_id: str = Depends(authorized_account)
 ) -> Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     result = context_of(request).definitions.validate(body)
     return FastJSONResponse(
         {"valid": result.valid, "errors": [problem.as_json() for problem in result.problems]}
@@ -141,10 +119,10 @@ async def definition_history(
     request: Request,
     definitionId: str,
     account_id: str = Depends(authorized_account),
-    limit: int = _limit(),
-    offset: int = _offset(),
+    limit: int = limit_param(),
+    offset: int = offset_param(),
 ) -> Response:
-    definition_id = _definition_id(definitionId)
+    definition_id = check_definition_id(definitionId)
     rows = await context_of(request).definitions.history(account_id, definition_id, limit, offset)
     return FastJSONResponse([definition_json(row) for row in rows])
 
@@ -162,8 +140,8 @@ async def update_definition(
     definitionId: str,
     account_id: str = Depends(authorized_account),
 ) -> Response:
-    definition_id = _definition_id(definitionId)
-    body = await _json_body(request)
+    definition_id = check_definition_id(definitionId)
+    body = await json_body(request)
     row = await context_of(request).definitions.update(account_id, definition_id, body)
     return FastJSONResponse(definition_json(row))
 
@@ -179,8 +157,8 @@ async def delete_definition(
     request: Request,
     definitionId: str,
     account_id: str = Depends(authorized_account),
-    version: int | None = Query(None, ge=1, le=MAX_INT32, description="Delete only this version."),
+    version: int | None = version_param("Delete only this version."),
 ) -> Response:
-    definition_id = _definition_id(definitionId)
+    definition_id = check_definition_id(definitionId)
     await context_of(request).definitions.delete(account_id, definition_id, version)
     return Response(status_code=202)

@@ -1,0 +1,90 @@
+"""Request parameters shared by the routers: paging, ids, raw JSON bodies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from relayflow.config import Limits
+from relayflow.errors import ApiError, ErrorCode
+from relayflow.ids import is_uuid, normalise_uuid
+from relayflow.jsonbody import JsonBodyError, parse_json_object
+
+_LIMITS = Limits()
+MAX_INT32 = 2**31 - 1  # larger numbers overflow PostgreSQL integer parameters
+
+
+def limit_param() -> Any:
+    return Query(
+        _LIMITS.default_page_size, ge=1, le=_LIMITS.max_page_size, description="Page size, 1..500."
+    )
+
+
+def offset_param() -> Any:
+    return Query(0, ge=0, le=MAX_INT32, description="Number of items to skip.")
+
+
+def version_param(description: str) -> Any:
+    return Query(None, ge=1, le=MAX_INT32, description=description)
+
+
+async def json_body(request: Request, *, empty_ok: bool = False) -> dict[str, Any]:
+    raw = await request.body()
+    if empty_ok and not raw.strip():
+        return {}
+    try:
+        return parse_json_object(raw)
+    except JsonBodyError as error:
+        raise ApiError(ErrorCode.INVALID_BODY, str(error)) from None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def model_body(request: Request, model: type[M]) -> M:
+    """A JSON body validated by `model`, whatever the Content-Type (8x8 clients vary)."""
+    body = await json_body(request)
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
+            for detail in error.errors()
+        )
+        raise ApiError(ErrorCode.INVALID_BODY, f"Invalid request body: {problems}.") from None
+
+
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting a body that `model_body` reads."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema(by_alias=True)}},
+        }
+    }
+
+
+def check_definition_id(raw: str) -> str:
+    if not is_uuid(raw):
+        raise ApiError(ErrorCode.INVALID_ID, "Invalid definition id.")
+    return normalise_uuid(raw)
+
+
+def iso_to_ms(raw: str | None, name: str) -> int | None:
+    """ISO-8601 query value → epoch ms (no offset means UTC)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            ErrorCode.INVALID_PARAMETER,
+            f"'{name}' must be an ISO-8601 time, e.g. 2021-06-24T09:33:06.60Z.",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)

@@ -1,0 +1,207 @@
+"""`.../definitions/{definitionId}/workflows`: 8x8's workflow-instance management."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayflow.api.auth import authorized_account
+from relayflow.api.context import context_of
+from relayflow.api.params import (
+    check_definition_id,
+    iso_to_ms,
+    json_body,
+    limit_param,
+    offset_param,
+    version_param,
+)
+from relayflow.api.responses import FastJSONResponse
+from relayflow.api.shapes import (
+    ERROR_RESPONSES,
+    ErrorOut,
+    WorkflowErrorOut,
+    WorkflowInstanceOut,
+    error_json,
+    event_json,
+    instance_json,
+    instance_location,
+)
+from relayflow.errors import ApiError, ErrorCode
+from relayflow.services.instances import check_workflow_id
+
+router = APIRouter(
+    prefix="/api/v1/accounts/{accountId}/definitions/{definitionId}/workflows",
+    tags=["Workflow Instance Management"],
+)
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    404: {"model": ErrorOut, "description": "Definition (1300) or workflow (1301) not found."},
+}
+InstanceStatus = Literal["Runnable", "Suspended", "Complete", "Terminated"]
+
+
+@router.get(
+    "",
+    operation_id="get-workflow-instances",
+    summary="List workflow instances of a definition, newest first",
+    description="Without `version`, the instances of the latest version.",
+    response_model=list[WorkflowInstanceOut],
+    responses=NOT_FOUND,
+)
+async def list_instances(
+    request: Request,
+    definitionId: str,
+    account_id: str = Depends(authorized_account),
+    limit: int = limit_param(),
+    offset: int = offset_param(),
+    version: int | None = version_param("Definition version (default: latest)."),
+    status: InstanceStatus | None = Query(
+        None, description="Runnable, Suspended, Complete, Terminated."
+    ),
+    startTimeFrom: str | None = Query(None, description="ISO-8601 minimum start time."),
+    startTimeTo: str | None = Query(None, description="ISO-8601 maximum start time."),
+) -> Response:
+    rows = await context_of(request).instances.list_instances(
+        account_id,
+        check_definition_id(definitionId),
+        version=version,
+        status=status,
+        started_from_ms=iso_to_ms(startTimeFrom, "startTimeFrom"),
+        started_to_ms=iso_to_ms(startTimeTo, "startTimeTo"),
+        limit=limit,
+        offset=offset,
+    )
+    return FastJSONResponse([instance_json(row) for row in rows])
+
+
+@router.post(
+    "",
+    operation_id="start-workflow-instance",
+    summary="Test a workflow definition: start an instance with this body as trigger payload",
+    status_code=201,
+    response_model=WorkflowInstanceOut,
+    responses={**NOT_FOUND, 201: {"headers": {"Location": {"schema": {"type": "string"}}}}},
+    openapi_extra={
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
+    },
+)
+async def start_instance(
+    request: Request,
+    definitionId: str,
+    account_id: str = Depends(authorized_account),
+    version: int | None = version_param("Version to run (default: latest)."),
+) -> Response:
+    definition_id = check_definition_id(definitionId)
+    body = await json_body(request, empty_ok=True)
+    context = context_of(request)
+    workflow_id = await context.instances.start_test(account_id, definition_id, version, body)
+    view = await context.instances.get(account_id, definition_id, workflow_id, include_logs=False)
+    return FastJSONResponse(
+        instance_json(view.instance),
+        status_code=201,
+        headers={"Location": instance_location(account_id, definition_id, workflow_id)},
+    )
+
+
+@router.get(
+    "/{workflowId}",
+    operation_id="get-instance-status",
+    summary="Get a workflow instance (with its step logs when includeLogs=true)",
+    response_model=WorkflowInstanceOut,
+    responses=NOT_FOUND,
+)
+async def get_instance(
+    request: Request,
+    definitionId: str,
+    workflowId: str,
+    account_id: str = Depends(authorized_account),
+    includeLogs: bool = Query(False, description="Include the step logs."),
+) -> Response:
+    view = await context_of(request).instances.get(
+        account_id,
+        check_definition_id(definitionId),
+        check_workflow_id(workflowId),
+        include_logs=includeLogs,
+    )
+    return FastJSONResponse(instance_json(view.instance, view.logs))
+
+
+@router.patch(
+    "/{workflowId}",
+    operation_id="patch-workflow-instance",
+    summary="Suspend, resume or terminate a workflow instance",
+    responses={**NOT_FOUND, 200: {"description": "Status updated."}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["status"],
+                        "properties": {
+                            "status": {"type": "string", "enum": ["suspend", "resume", "terminate"]}
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def control_instance(
+    request: Request,
+    definitionId: str,
+    workflowId: str,
+    account_id: str = Depends(authorized_account),
+) -> Response:
+    definition_id, workflow_id = check_definition_id(definitionId), check_workflow_id(workflowId)
+    body = await json_body(request)
+    command = body.get("status")
+    if not isinstance(command, str) or command.lower() not in ("suspend", "resume", "terminate"):
+        raise ApiError(
+            ErrorCode.INVALID_PARAMETER, "'status' must be one of: suspend, resume, terminate."
+        )
+    await context_of(request).instances.control(
+        account_id, definition_id, workflow_id, command.lower()
+    )
+    return Response(status_code=200)
+
+
+@router.get(
+    "/{workflowId}/errors",
+    operation_id="get-instance-errors",
+    summary="Errors that faulted a workflow instance",
+    response_model=list[WorkflowErrorOut],
+    responses=NOT_FOUND,
+)
+async def instance_errors(
+    request: Request,
+    definitionId: str,
+    workflowId: str,
+    account_id: str = Depends(authorized_account),
+) -> Response:
+    rows = await context_of(request).instances.errors(
+        account_id, check_definition_id(definitionId), check_workflow_id(workflowId)
+    )
+    return FastJSONResponse([error_json(row) for row in rows])
+
+
+@router.get(
+    "/{workflowId}/events",
+    operation_id="get-instance-events",
+    summary="The instance's audit log of past-tense events (relayflow extension)",
+    responses=NOT_FOUND,
+)
+async def instance_events(
+    request: Request,
+    definitionId: str,
+    workflowId: str,
+    account_id: str = Depends(authorized_account),
+) -> Response:
+    rows = await context_of(request).instances.events(
+        account_id, check_definition_id(definitionId), check_workflow_id(workflowId)
+    )
+    return FastJSONResponse([event_json(row) for row in rows])

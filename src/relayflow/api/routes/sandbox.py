@@ -1,0 +1,127 @@
+"""Sandbox provider endpoints (relayflow extension): read the outbox, play the customer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayflow.api.auth import authorized_account
+from relayflow.api.context import context_of
+from relayflow.api.params import body_schema, limit_param, model_body, offset_param
+from relayflow.api.responses import FastJSONResponse
+from relayflow.api.shapes import ERROR_RESPONSES, message_json
+
+router = APIRouter(
+    prefix="/api/v1/accounts/{accountId}/sandbox", tags=["Sandbox (relayflow extension)"]
+)
+
+
+class InboundSms(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_: str = Field(
+        alias="from", min_length=1, max_length=64, description="Sender, e.g. +6591234567."
+    )
+    to: str = Field(min_length=1, max_length=64, description="Your virtual number or sender id.")
+    text: str = Field(max_length=10_000)
+    subAccountId: str | None = Field(default=None, max_length=200)
+
+
+class InboundChat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: str = Field(min_length=1, max_length=40, description="whatsapp, viber, line, RCS, ...")
+    from_: str = Field(
+        alias="from", min_length=1, max_length=128, description="Phone number or user id."
+    )
+    text: str | None = Field(default=None, max_length=10_000)
+    payload: str | None = Field(
+        default=None, max_length=1000, description="Quick-reply button payload."
+    )
+    subAccountId: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _has_content(self) -> InboundChat:
+        if self.text is None and self.payload is None:
+            raise ValueError("set 'text' and/or 'payload'")
+        return self
+
+
+class Dtmf(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    clientRequestId: str | None = Field(default=None, max_length=200)
+    uid: str | None = Field(default=None, max_length=200)
+    digits: str = Field(pattern=r"^[0-9*#]{1,32}$", description="Keys pressed.")
+
+    @model_validator(mode="after")
+    def _has_key(self) -> Dtmf:
+        if not self.clientRequestId and not self.uid:
+            raise ValueError("set 'clientRequestId' or 'uid' of the voice message")
+        return self
+
+
+@router.get(
+    "/outbox",
+    operation_id="sandbox-outbox",
+    summary="Messages sent by workflows, newest first",
+    responses=ERROR_RESPONSES,
+)
+async def outbox(
+    request: Request,
+    account_id: str = Depends(authorized_account),
+    limit: int = limit_param(),
+    offset: int = offset_param(),
+    channel: Literal["sms", "chatapps", "voice"] | None = Query(None),
+    workflowId: str | None = Query(None, max_length=24),
+) -> Response:
+    rows = await context_of(request).sandbox.outbox(
+        account_id, limit=limit, offset=offset, channel=channel, workflow_id=workflowId
+    )
+    return FastJSONResponse([message_json(row) for row in rows])
+
+
+@router.post(
+    "/inbound/sms",
+    operation_id="sandbox-inbound-sms",
+    summary="A customer sends an SMS (routed like 8x8's inbound webhook)",
+    responses=ERROR_RESPONSES,
+    openapi_extra=body_schema(InboundSms),
+)
+async def inbound_sms(request: Request, account_id: str = Depends(authorized_account)) -> Response:
+    body = await model_body(request, InboundSms)
+    event, result = await context_of(request).sandbox.inbound_sms(
+        account_id, body.from_, body.to, body.text, body.subAccountId
+    )
+    return FastJSONResponse({"event": event, **result.as_json()})
+
+
+@router.post(
+    "/inbound/chatapps",
+    operation_id="sandbox-inbound-chatapps",
+    summary="A customer sends a chat-apps message or presses a button",
+    responses=ERROR_RESPONSES,
+    openapi_extra=body_schema(InboundChat),
+)
+async def inbound_chat(request: Request, account_id: str = Depends(authorized_account)) -> Response:
+    body = await model_body(request, InboundChat)
+    event, result = await context_of(request).sandbox.inbound_chat(
+        account_id, body.channel, body.from_, body.text, body.payload, body.subAccountId
+    )
+    return FastJSONResponse({"event": event, **result.as_json()})
+
+
+@router.post(
+    "/dtmf",
+    operation_id="sandbox-dtmf",
+    summary="The callee presses keys during a say&capture call",
+    responses=ERROR_RESPONSES,
+    openapi_extra=body_schema(Dtmf),
+)
+async def dtmf(request: Request, account_id: str = Depends(authorized_account)) -> Response:
+    body = await model_body(request, Dtmf)
+    callback, result = await context_of(request).sandbox.dtmf(
+        account_id, body.clientRequestId, body.uid, body.digits
+    )
+    return FastJSONResponse({"event": callback, **result.as_json()})

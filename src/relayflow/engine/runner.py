@@ -1,0 +1,268 @@
+"""The sprint: advance one leased instance until every path is blocked (sleeping, waiting for
+an event, or ended), applying each step's decision (DESIGN.md §5 execution semantics).
+
+Pure steps run in memory; before a step with a side effect the state so far is checkpointed
+(the attempt is recorded before the call), and the sprint's end is written in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from relayflow.channels.base import ChannelSet
+from relayflow.clock import Clock
+from relayflow.engine.decisions import Complete, Decision, Fault, Sleep, StartBranches, WaitForEvent
+from relayflow.engine.plan import Plan, StepNode
+from relayflow.engine.state import (
+    CANCELLED,
+    COMPLETE,
+    FAILED,
+    PENDING,
+    RUNNABLE,
+    RUNNING,
+    SLEEPING,
+    TERMINATED,
+    WAITING,
+    InstanceState,
+    PointerState,
+)
+from relayflow.engine.steps import STEP_TYPES
+from relayflow.engine.steps.base import Resume, StepContext, StepError
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    max_executions_per_instance: int = 1000
+    max_data_bytes: int = 256 * 1024
+
+
+@dataclass
+class Evaluated:
+    """Result of evaluating a group of expressions: values, or the first error."""
+
+    values: list[Any]
+    warnings: list[str]
+    error: str | None = None
+
+
+class Expressions(Protocol):
+    async def inputs(
+        self, inputs: dict[str, Any], conditions: frozenset[str], data: dict[str, Any]
+    ) -> Evaluated: ...
+
+    async def outputs(
+        self, outputs: dict[str, Any], data: dict[str, Any], step: dict[str, Any]
+    ) -> Evaluated: ...
+
+    async def conditions(
+        self, conditions: list[Any], data: dict[str, Any], step: dict[str, Any]
+    ) -> Evaluated: ...
+
+
+SKIP = object()  # an output without {{ }}: declared, not written (DESIGN.md §5)
+
+Checkpoint = Callable[[InstanceState], Awaitable[None]]
+
+
+class Runner:
+    def __init__(
+        self,
+        expressions: Expressions,
+        channels: ChannelSet,
+        clock: Clock,
+        limits: EngineLimits | None = None,
+    ) -> None:
+        self._expressions = expressions
+        self._channels = channels
+        self._clock = clock
+        self._limits = limits or EngineLimits()
+
+    async def advance(self, state: InstanceState, plan: Plan, checkpoint: Checkpoint) -> None:
+        """Run every due pointer, repeatedly, until nothing more is due now."""
+        while state.status == RUNNABLE:
+            now = self._clock.now_ms()
+            due = [(p, r) for p in state.active_pointers() if (r := self._resume_of(state, p, now))]
+            if not due:
+                break
+            for pointer, resume in due:
+                if state.status != RUNNABLE:
+                    break
+                await self._run_pointer(state, plan, pointer, resume, checkpoint)
+        if state.status == RUNNABLE and not state.active_pointers():
+            state.status = COMPLETE
+            state.completed_at_ms = self._clock.now_ms()
+            state.record("instance_completed", None, state.completed_at_ms)
+
+    def _resume_of(self, state: InstanceState, pointer: PointerState, now: int) -> Resume | None:
+        if pointer.status == PENDING:
+            return Resume.START
+        if pointer.status == SLEEPING and (pointer.wake_at_ms or 0) <= now:
+            return Resume.TIMER
+        if pointer.status == WAITING:
+            if pointer.has_event:
+                return Resume.EVENT
+            if (pointer.wake_at_ms or 0) <= now:
+                return Resume.TIMEOUT
+            return None
+        if pointer.status == RUNNING:
+            if pointer.state.get("container"):
+                return None if state.children_active(pointer.id) else Resume.CHILDREN_DONE
+            return Resume.START  # interrupted mid-call (crash): run again, same inputs
+        return None
+
+    async def _run_pointer(
+        self,
+        state: InstanceState,
+        plan: Plan,
+        pointer: PointerState,
+        resume: Resume,
+        checkpoint: Checkpoint,
+    ) -> None:
+        node = plan.step(pointer.step_id)
+        step = STEP_TYPES[node.type]
+        now = self._clock.now_ms()
+        pointer.dirty = True
+        if resume is Resume.START and "inputs" not in pointer.state:
+            state.executions += 1
+            if state.executions > self._limits.max_executions_per_instance:
+                self._fault(
+                    state,
+                    pointer,
+                    f"Step execution limit of {self._limits.max_executions_per_instance} "
+                    "reached (a loop?).",
+                )
+                return
+            pointer.status = RUNNING
+            pointer.started_at_ms = now
+            state.record("step_started", node.id, now)
+            evaluated = await self._expressions.inputs(
+                node.inputs, step.condition_inputs, state.data
+            )
+            if evaluated.error:
+                self._fault(state, pointer, evaluated.error)
+                return
+            pointer.state["inputs"] = dict(zip(node.inputs, evaluated.values, strict=True))
+        inputs: dict[str, Any] = pointer.state.get("inputs", {})
+        if resume is Resume.START and step.side_effect:
+            pointer.attempt += 1
+            pointer.wake_at_ms = now  # if this worker dies mid-call, the step is due again
+            await checkpoint(state)
+        context = StepContext(
+            node=node,
+            inputs=inputs,
+            resume=resume,
+            event=pointer.event,
+            now_ms=now,
+            account_id=state.account_id,
+            instance_id=state.id,
+            pointer_id=pointer.id,
+            attempt=pointer.attempt,
+            channels=self._channels,
+        )
+        try:
+            decision: Decision = await step.run(context)
+        except StepError as error:
+            decision = Fault(str(error))
+        await self._apply(state, plan, node, pointer, inputs, decision)
+
+    async def _apply(
+        self,
+        state: InstanceState,
+        plan: Plan,
+        node: StepNode,
+        pointer: PointerState,
+        inputs: dict[str, Any],
+        decision: Decision,
+    ) -> None:
+        now = self._clock.now_ms()
+        pointer.dirty = True  # a checkpoint may have cleaned it since the step started
+        match decision:
+            case Complete(result=result, log_status=log_status):
+                await self._complete(state, plan, node, pointer, {**inputs, **result}, log_status)
+            case Sleep(until_ms=until):
+                pointer.status, pointer.wake_at_ms = SLEEPING, until
+                state.record("wait_started", node.id, now, {"until": until})
+            case WaitForEvent(key=key, timeout_at_ms=timeout):
+                pointer.status, pointer.wake_at_ms, pointer.event_key = WAITING, timeout, key
+                state.subscribe.append((pointer.id, key))
+                state.record("event_wait_started", node.id, now, {"key": key, "timeout": timeout})
+            case StartBranches(step_ids=step_ids):
+                pointer.status, pointer.wake_at_ms = RUNNING, None
+                pointer.state["container"] = True
+                for step_id in step_ids:
+                    state.add_pointer(str(uuid.uuid4()), step_id, pointer.id)
+                state.record("branches_started", node.id, now, {"steps": list(step_ids)})
+            case Fault(message=message):
+                self._fault(state, pointer, message)
+
+    async def _complete(
+        self,
+        state: InstanceState,
+        plan: Plan,
+        node: StepNode,
+        pointer: PointerState,
+        step_scope: dict[str, Any],
+        log_status: str,
+    ) -> None:
+        now = self._clock.now_ms()
+        if node.outputs:
+            written = await self._expressions.outputs(node.outputs, state.data, step_scope)
+            if written.error:
+                self._fault(state, pointer, written.error)
+                return
+            for key, value in zip(node.outputs, written.values, strict=True):
+                if value is not SKIP:
+                    state.data[key] = value
+            for warning in written.warnings:
+                state.record("warning", node.id, now, {"message": warning})
+            if len(orjson.dumps(state.data)) > self._limits.max_data_bytes:
+                self._fault(
+                    state,
+                    pointer,
+                    f"Workflow data is larger than {self._limits.max_data_bytes} bytes.",
+                )
+                return
+        targets = [node.next_step_id] if node.next_step_id else []
+        if node.select_next:
+            conditions = [condition for _, condition in node.select_next]
+            decided = await self._expressions.conditions(conditions, state.data, step_scope)
+            if decided.error:
+                self._fault(state, pointer, decided.error)
+                return
+            for warning in decided.warnings:
+                state.record("warning", node.id, now, {"message": warning})
+            chosen = [
+                target
+                for (target, cond), value in zip(node.select_next, decided.values, strict=True)
+                if cond is not None and value
+            ]
+            if not chosen:  # null conditions are the default: only when nothing else matched
+                chosen = [target for target, cond in node.select_next if cond is None]
+            targets += chosen
+        pointer.status = log_status if log_status in (COMPLETE, CANCELLED) else COMPLETE
+        pointer.completed_at_ms = now
+        pointer.wake_at_ms = None
+        pointer.state.pop("container", None)
+        state.record("step_completed", node.id, now, {"status": pointer.status, "next": targets})
+        for target in targets:
+            state.add_pointer(str(uuid.uuid4()), target, pointer.parent_id)
+
+    def _fault(self, state: InstanceState, pointer: PointerState, message: str) -> None:
+        """A fault fails the step and terminates the instance, cancelling everything else."""
+        now = self._clock.now_ms()
+        pointer.status, pointer.completed_at_ms, pointer.dirty = FAILED, now, True
+        pointer.wake_at_ms = None
+        state.errors.append((pointer.step_id, message, now))
+        state.record("step_failed", pointer.step_id, now, {"message": message})
+        for other in state.active_pointers():
+            other.status, other.completed_at_ms, other.dirty = CANCELLED, now, True
+            other.wake_at_ms = None
+            if other.event_key:
+                state.unsubscribe.add(other.id)
+        state.status = TERMINATED
+        state.record("instance_terminated", pointer.step_id, now, {"reason": message})

@@ -1,0 +1,88 @@
+"""An instance as the runner sees it during one sprint: loaded in one transaction, changed in
+memory, written back in one transaction. Dirty tracking keeps the writes to what changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+RUNNABLE, SUSPENDED, COMPLETE, TERMINATED = "Runnable", "Suspended", "Complete", "Terminated"
+PENDING, RUNNING, SLEEPING, WAITING = "Pending", "Running", "Sleeping", "WaitingForEvent"
+DONE, FAILED, CANCELLED = "Complete", "Failed", "Cancelled"
+ACTIVE_POINTER_STATUSES = (PENDING, RUNNING, SLEEPING, WAITING)
+
+
+@dataclass
+class PointerState:
+    id: str
+    seq: int
+    step_id: str
+    parent_id: str | None
+    status: str
+    started_at_ms: int | None = None
+    completed_at_ms: int | None = None
+    wake_at_ms: int | None = None
+    event_key: str | None = None
+    has_event: bool = False
+    event: Any = None
+    state: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 0
+    new: bool = False
+    dirty: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_POINTER_STATUSES
+
+
+@dataclass
+class InstanceState:
+    id: str
+    account_id: str
+    definition_id: str
+    version: int
+    sub_account_id: str | None
+    status: str
+    data: dict[str, Any]
+    started_at_ms: int
+    completed_at_ms: int | None
+    executions: int
+    pointers: dict[str, PointerState]
+    next_seq: int
+    subscribe: list[tuple[str, str]] = field(default_factory=list)  # (pointer id, event key)
+    unsubscribe: set[str] = field(default_factory=set)  # pointer ids
+    errors: list[tuple[str, str, int]] = field(default_factory=list)  # (step, message, at)
+    events: list[tuple[str, str | None, int, dict[str, Any] | None]] = field(default_factory=list)
+
+    def active_pointers(self) -> list[PointerState]:
+        return sorted((p for p in self.pointers.values() if p.active), key=lambda p: p.seq)
+
+    def children_active(self, parent_id: str) -> bool:
+        return any(p.active and p.parent_id == parent_id for p in self.pointers.values())
+
+    def add_pointer(self, pointer_id: str, step_id: str, parent_id: str | None) -> PointerState:
+        pointer = PointerState(
+            id=pointer_id,
+            seq=self.next_seq,
+            step_id=step_id,
+            parent_id=parent_id,
+            status=PENDING,
+            new=True,
+        )
+        self.next_seq += 1
+        self.pointers[pointer_id] = pointer
+        return pointer
+
+    def record(
+        self, kind: str, step_id: str | None, at_ms: int, detail: dict[str, Any] | None = None
+    ) -> None:
+        self.events.append((kind, step_id, at_ms, detail))
+
+    def clear_changes(self) -> None:
+        """After a successful write: what is stored now matches memory."""
+        for pointer in self.pointers.values():
+            pointer.new = pointer.dirty = False
+        self.subscribe.clear()
+        self.unsubscribe.clear()
+        self.errors.clear()
+        self.events.clear()

@@ -1,0 +1,113 @@
+"""Steps that send messages through the account's provider: SMS, ChatAppsMessage, VoiceMessage.
+
+Each builds exactly the body the 8x8 API receives from its inputs (unknown inputs pass through,
+so newer 8x8 fields work), and maps the provider's answer to the documented `step.*` outputs.
+Without a `clientMessageId` / `clientRequestId` the pointer id is used: deterministic, so a
+duplicate after a crash is identifiable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from relayflow.channels.base import ChannelError, SendContext
+from relayflow.engine.decisions import Complete, Decision, Fault
+from relayflow.engine.steps.base import StepContext, StepError, StepType, text_input
+
+
+def _send_context(ctx: StepContext) -> SendContext:
+    return SendContext(ctx.account_id, ctx.instance_id, ctx.pointer_id, ctx.attempt, ctx.now_ms)
+
+
+def _request_id(ctx: StepContext) -> str:
+    return str(uuid.uuid5(uuid.UUID(ctx.pointer_id), f"attempt-{ctx.attempt}"))
+
+
+def _body(ctx: StepContext, *, id_field: str) -> dict[str, Any]:
+    body = {key: value for key, value in ctx.inputs.items() if key != "subAccountId"}
+    if not body.get(id_field):
+        body[id_field] = ctx.pointer_id
+    return body
+
+
+class Sms(StepType):
+    name = "SMS"
+    side_effect = True
+
+    async def run(self, ctx: StepContext) -> Decision:
+        sub_account = text_input(ctx, "subAccountId")
+        assert sub_account is not None
+        body = _body(ctx, id_field="clientMessageId")
+        body["destination"] = text_input(ctx, "destination")
+        body["text"] = text_input(ctx, "text")
+        if isinstance(body.get("encoding"), str):
+            body["encoding"] = body["encoding"].upper()
+        provider = await ctx.channels.providers.for_account(ctx.account_id)
+        try:
+            response = await provider.send_sms(_send_context(ctx), sub_account, body)
+        except ChannelError as error:
+            return Fault(f"Failed to send SMS because {error.message}")
+        status = response.get("status") or {}
+        return Complete(
+            {
+                "requestId": _request_id(ctx),
+                "umid": response.get("umid"),
+                "status": status.get("code"),
+                "description": status.get("description"),
+                "destination": response.get("destination"),
+                "encoding": response.get("encoding"),
+                "clientMessageId": response.get("clientMessageId", body["clientMessageId"]),
+            }
+        )
+
+
+class ChatAppsMessage(StepType):
+    name = "ChatAppsMessage"
+    side_effect = True
+
+    async def run(self, ctx: StepContext) -> Decision:
+        sub_account = text_input(ctx, "subAccountId")
+        assert sub_account is not None
+        body = _body(ctx, id_field="clientMessageId")
+        for field in ("user", "content"):
+            if not isinstance(body.get(field), dict):
+                raise StepError(f"Input '{field}' must be an object.")
+        provider = await ctx.channels.providers.for_account(ctx.account_id)
+        try:
+            response = await provider.send_chat(_send_context(ctx), sub_account, body)
+        except ChannelError as error:
+            return Fault(f"Failed to send chat apps message because {error.message}")
+        status = response.get("status") or {}
+        return Complete(
+            {
+                "requestId": _request_id(ctx),
+                "umid": response.get("umid"),
+                "status": status.get("state"),
+                "description": status.get("detail") or status.get("errorMessage"),
+            }
+        )
+
+
+class VoiceMessage(StepType):
+    name = "VoiceMessage"
+    side_effect = True
+
+    async def run(self, ctx: StepContext) -> Decision:
+        sub_account = text_input(ctx, "subAccountId")
+        assert sub_account is not None
+        action = text_input(ctx, "action", required=False) or "say"
+        params = ctx.inputs.get("params")
+        if not isinstance(params, dict):
+            raise StepError("Input 'params' must be an object.")
+        client_request_id = text_input(ctx, "clientRequestId", required=False) or ctx.pointer_id
+        body = {
+            "clientRequestId": client_request_id,
+            "callflow": [{"action": action, "params": params}],
+        }
+        provider = await ctx.channels.providers.for_account(ctx.account_id)
+        try:
+            response = await provider.send_voice(_send_context(ctx), sub_account, body)
+        except ChannelError as error:
+            return Fault(f"Failed to send voice message because {error.message}")
+        return Complete({"response": response})

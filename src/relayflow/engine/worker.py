@@ -1,0 +1,160 @@
+"""Workers claim instances with due work under a lease, run a sprint, and write it back.
+
+Several worker processes may share one PostgreSQL database: the claim uses
+`FOR UPDATE SKIP LOCKED`, so an instance is run by one worker at a time, and an expired lease
+(a dead worker) is simply claimed again. On SQLite the claim is one `BEGIN IMMEDIATE`
+transaction. Wake-ups come from the router (in-process), PostgreSQL `NOTIFY`, or polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+
+import structlog
+
+from relayflow.clock import Clock
+from relayflow.engine.plan import Plan, PlanCache, compile_plan
+from relayflow.engine.runner import Runner
+from relayflow.engine.state import InstanceState
+from relayflow.store import definitions as definition_store
+from relayflow.store import instances as instance_store
+from relayflow.store.database import Database
+from relayflow.store.instances import LeaseLost
+
+log = structlog.get_logger("relayflow.engine")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    lease_ms: int = 60_000
+    batch_size: int = 64
+    concurrency: int = 32
+    poll_interval_s: float = 0.25
+
+
+class PlanLoader:
+    """Compiled plans by (definition id, version), loaded from the store once."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._cache = PlanCache()
+
+    async def get(self, account_id: str, definition_id: str, version: int) -> Plan:
+        plan = self._cache.get(definition_id, version)
+        if plan is None:
+            async with self._db.read() as conn:
+                row = await definition_store.get_any_version(
+                    conn, account_id, definition_id, version
+                )
+            if row is None:
+                raise LookupError(f"definition {definition_id} v{version} is gone")
+            plan = compile_plan(definition_id, version, row.steps)
+            self._cache.put(plan)
+        return plan
+
+
+def new_owner_id() -> str:
+    return f"{socket.gethostname()[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        runner: Runner,
+        clock: Clock,
+        settings: WorkerSettings | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self._db = db
+        self._runner = runner
+        self._clock = clock
+        self._settings = settings or WorkerSettings()
+        self.owner = owner or new_owner_id()
+        self._plans = PlanLoader(db)
+        self._wake = asyncio.Event()
+        self._limit = asyncio.Semaphore(self._settings.concurrency)
+
+    def wake(self) -> None:
+        """Work was added (by this process's router): look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim one batch and run it; the number of instances processed."""
+        now = self._clock.now_ms()
+        async with self._db.transaction() as conn:
+            claimed = await instance_store.claim_due(
+                conn, self.owner, now, self._settings.lease_ms, self._settings.batch_size
+            )
+        if claimed:
+            await asyncio.gather(*(self._guarded(instance_id) for instance_id in claimed))
+        return len(claimed)
+
+    async def run_until_idle(self, max_rounds: int = 1000) -> None:
+        """Process until nothing is due at the clock's current time (tests, `relayflow` tools)."""
+        for _ in range(max_rounds):
+            if await self.run_once() == 0:
+                return
+        raise RuntimeError("work is still due after max_rounds; a runaway flow?")
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        log.info("worker_started", owner=self.owner)
+        while not stop.is_set():
+            try:
+                processed = await self.run_once()
+            except Exception:  # the database may be restarting: keep the worker alive
+                log.exception("claim_failed", owner=self.owner)
+                processed = 0
+                await asyncio.sleep(1)
+            if processed:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(
+                waiters, timeout=self._settings.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters:
+                waiter.cancel()
+        log.info("worker_stopped", owner=self.owner)
+
+    async def _guarded(self, instance_id: str) -> None:
+        async with self._limit:
+            try:
+                await self.process(instance_id)
+            except LeaseLost:
+                log.info("lease_lost", instance=instance_id, owner=self.owner)
+            except Exception:
+                # The lease expires and another attempt follows; never lose the worker.
+                log.exception("sprint_failed", instance=instance_id, owner=self.owner)
+
+    async def process(self, instance_id: str) -> None:
+        async with self._db.transaction() as conn:
+            state = await instance_store.load_state(
+                conn, instance_id, self.owner, self._clock.now_ms()
+            )
+        plan = await self._plans.get(state.account_id, state.definition_id, state.version)
+        while True:
+            await self._runner.advance(state, plan, self._checkpoint)
+            if not await self._save(state, release=True):
+                return
+
+    async def _checkpoint(self, state: InstanceState) -> None:
+        await self._save(state, release=False)
+
+    async def _save(self, state: InstanceState, *, release: bool) -> bool:
+        now = self._clock.now_ms()
+        async with self._db.transaction() as conn:
+            delivered = await instance_store.save_state(
+                conn,
+                state,
+                self.owner,
+                now,
+                lease_until_ms=now + self._settings.lease_ms,
+                release=release,
+            )
+        state.clear_changes()
+        return delivered

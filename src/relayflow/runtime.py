@@ -1,0 +1,73 @@
+"""The composition root: one place builds the services, engine and channels of a process."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from relayflow.channels.base import ChannelSet
+from relayflow.channels.http import Allowlist, GuardedHttpClient
+from relayflow.channels.sandbox import SandboxOnly
+from relayflow.clock import Clock, SystemClock
+from relayflow.config import Settings
+from relayflow.engine.expressions import SandboxExpressions
+from relayflow.engine.router import Router, StartRateLimiter
+from relayflow.engine.runner import Runner
+from relayflow.engine.wakeup import PostgresListener
+from relayflow.engine.worker import Worker, WorkerSettings
+from relayflow.expressions.evaluate import ExpressionEvaluator
+from relayflow.services.accounts import AccountService
+from relayflow.services.definitions import DefinitionService
+from relayflow.services.instances import InstanceService
+from relayflow.services.sandbox import SandboxService
+from relayflow.store.database import Database
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Clock = field(default_factory=SystemClock)
+    channels: ChannelSet | None = None
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.evaluator = ExpressionEvaluator()
+        self.http = GuardedHttpClient(Allowlist.parse(settings.http_allowlist))
+        if self.channels is None:
+            self.channels = ChannelSet(providers=SandboxOnly(self.db), http=self.http)
+        self.runner = Runner(SandboxExpressions(self.evaluator), self.channels, self.clock)
+        self.worker = Worker(
+            self.db,
+            self.runner,
+            self.clock,
+            WorkerSettings(
+                lease_ms=int(settings.worker_lease_seconds * 1000),
+                batch_size=settings.worker_batch_size,
+                concurrency=settings.worker_concurrency,
+                poll_interval_s=settings.worker_poll_seconds,
+            ),
+        )
+        limiter = StartRateLimiter(settings.start_rate_per_second, settings.start_burst)
+        self.router = Router(self.db, self.clock, limiter, on_work=self.worker.wake)
+        self.accounts = AccountService(self.db, self.clock)
+        self.definitions = DefinitionService(self.db, self.clock, settings.limits)
+        self.instances = InstanceService(self.db, self.clock, self.router)
+        self.sandbox = SandboxService(self.db, self.clock, self.router)
+
+    async def run_worker(self, stop: asyncio.Event) -> None:
+        listener = (
+            PostgresListener(self.db.url, self.worker.wake) if not self.db.is_sqlite else None
+        )
+        if listener is not None:
+            await listener.start()
+        try:
+            await self.worker.run_forever(stop)
+        finally:
+            if listener is not None:
+                await listener.stop()
+
+    async def close(self) -> None:
+        self.evaluator.close()
+        await self.http.close()
+        await self.db.dispose()

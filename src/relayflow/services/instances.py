@@ -1,0 +1,146 @@
+"""Workflow-instance use cases for the API: list, inspect, control, test-start."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from relayflow.clock import Clock
+from relayflow.engine.router import Router
+from relayflow.engine.state import RUNNABLE, SUSPENDED
+from relayflow.engine.wakeup import notify_work
+from relayflow.errors import ApiError, ErrorCode
+from relayflow.services.definitions import definition_not_found
+from relayflow.store import definitions as definition_store
+from relayflow.store import instance_reads
+from relayflow.store import instances as instance_store
+from relayflow.store.database import Database
+from relayflow.store.instance_reads import ErrorRow, EventRow, InstanceRow, LogRow
+
+WORKFLOW_ID = re.compile(r"^[0-9a-f]{24}$")
+COMMANDS = {
+    "suspend": ((RUNNABLE,), SUSPENDED, "instance_suspended"),
+    "resume": ((SUSPENDED,), RUNNABLE, "instance_resumed"),
+}
+
+
+def check_workflow_id(raw: str) -> str:
+    value = raw.lower()
+    if not WORKFLOW_ID.match(value):
+        raise ApiError(ErrorCode.INVALID_ID, "Invalid workflow id.")
+    return value
+
+
+def workflow_not_found(workflow_id: str) -> ApiError:
+    return ApiError(ErrorCode.WORKFLOW_NOT_FOUND, f"Workflow {workflow_id} not found.")
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    instance: InstanceRow
+    logs: list[LogRow] | None
+
+
+class InstanceService:
+    def __init__(self, db: Database, clock: Clock, router: Router) -> None:
+        self._db = db
+        self._clock = clock
+        self._router = router
+
+    async def _latest_version(self, conn: Any, account_id: str, definition_id: str) -> int:
+        latest = await definition_store.get_version(conn, account_id, definition_id, None)
+        if latest is None:
+            raise definition_not_found(definition_id)
+        return latest.version
+
+    async def list_instances(
+        self,
+        account_id: str,
+        definition_id: str,
+        *,
+        version: int | None,
+        status: str | None,
+        started_from_ms: int | None,
+        started_to_ms: int | None,
+        limit: int,
+        offset: int,
+    ) -> list[InstanceRow]:
+        async with self._db.read() as conn:
+            latest = await self._latest_version(conn, account_id, definition_id)
+            return await instance_reads.list_instances(
+                conn,
+                account_id,
+                definition_id,
+                version or latest,
+                status=status,
+                started_from_ms=started_from_ms,
+                started_to_ms=started_to_ms,
+                limit=limit,
+                offset=offset,
+            )
+
+    async def _instance(
+        self, conn: Any, account_id: str, definition_id: str, workflow_id: str
+    ) -> InstanceRow:
+        await self._latest_version(conn, account_id, definition_id)
+        instance = await instance_reads.get_instance(conn, account_id, definition_id, workflow_id)
+        if instance is None:
+            raise workflow_not_found(workflow_id)
+        return instance
+
+    async def get(
+        self, account_id: str, definition_id: str, workflow_id: str, *, include_logs: bool
+    ) -> InstanceView:
+        async with self._db.read() as conn:
+            instance = await self._instance(conn, account_id, definition_id, workflow_id)
+            logs = await instance_reads.logs(conn, workflow_id) if include_logs else None
+        return InstanceView(instance, logs)
+
+    async def errors(self, account_id: str, definition_id: str, workflow_id: str) -> list[ErrorRow]:
+        async with self._db.read() as conn:
+            await self._instance(conn, account_id, definition_id, workflow_id)
+            return await instance_reads.errors(conn, workflow_id)
+
+    async def events(self, account_id: str, definition_id: str, workflow_id: str) -> list[EventRow]:
+        async with self._db.read() as conn:
+            await self._instance(conn, account_id, definition_id, workflow_id)
+            return await instance_reads.events(conn, workflow_id)
+
+    async def control(
+        self, account_id: str, definition_id: str, workflow_id: str, command: str
+    ) -> None:
+        """suspend / resume / terminate, each one transaction; invalid transitions are 400s."""
+        now = self._clock.now_ms()
+        async with self._db.transaction() as conn:
+            instance = await self._instance(conn, account_id, definition_id, workflow_id)
+            if command == "terminate":
+                changed = await instance_store.terminate(conn, workflow_id, now)
+            else:
+                from_statuses, to_status, event = COMMANDS[command]
+                changed = await instance_store.set_status(
+                    conn, workflow_id, from_statuses, to_status, now, event
+                )
+                if changed and command == "resume":
+                    await notify_work(conn)
+            if not changed:
+                raise ApiError(
+                    ErrorCode.INVALID_TRANSITION,
+                    f"Cannot {command} workflow {workflow_id}: its status is {instance.status}.",
+                )
+        if command == "resume":
+            self._router.notify_work()
+
+    async def start_test(
+        self, account_id: str, definition_id: str, version: int | None, body: dict[str, Any]
+    ) -> str:
+        async with self._db.read() as conn:
+            row = await definition_store.get_version(conn, account_id, definition_id, version)
+        if row is None:
+            if version is not None:
+                raise ApiError(
+                    ErrorCode.DEFINITION_NOT_FOUND,
+                    f"Definition {definition_id} version {version} not found.",
+                )
+            raise definition_not_found(definition_id)
+        return await self._router.start_test(account_id, row, body)

@@ -1,0 +1,39 @@
+"""The durable inbox: every inbound event is stored (and deduplicated) before it is routed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from relayflow.store.tables import inbox
+
+
+async def record_event(
+    conn: AsyncConnection,
+    event_id: str,
+    account_id: str,
+    kind: str,
+    dedupe_key: str | None,
+    payload: Any,
+    now_ms: int,
+) -> bool:
+    """Store the event as processed-now; False if an event with this dedupe key exists."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        dialect_insert(inbox)
+        .values(
+            id=event_id,
+            account_id=account_id,
+            kind=kind,
+            dedupe_key=dedupe_key,
+            payload_json=orjson.dumps(payload).decode(),
+            received_at_ms=now_ms,
+            processed_at_ms=now_ms,
+        )
+        .on_conflict_do_nothing(index_elements=[inbox.c.account_id, inbox.c.dedupe_key])
+    )
+    result = await conn.execute(statement)
+    return result.rowcount == 1

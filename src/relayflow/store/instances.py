@@ -1,0 +1,533 @@
+"""Queries on instances, pointers, subscriptions and their audit rows.
+
+Concurrency rules (DESIGN.md §6): a worker owns an instance while its lease lasts; every
+transaction that changes an instance first locks the instance row (PostgreSQL `FOR UPDATE`;
+SQLite's `BEGIN IMMEDIATE` already admits one writer), and `next_run_at_ms` is always
+recomputed from the pointer rows inside that transaction, so a reply delivered by the router
+and a worker's write can never hide each other's wake-ups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from relayflow.engine.state import (
+    ACTIVE_POINTER_STATUSES,
+    CANCELLED,
+    PENDING,
+    RUNNABLE,
+    SUSPENDED,
+    TERMINATED,
+    WAITING,
+    InstanceState,
+    PointerState,
+)
+from relayflow.store.tables import (
+    instance_events,
+    instances,
+    parked_events,
+    pointers,
+    subscriptions,
+    workflow_errors,
+)
+
+
+class LeaseLost(Exception):
+    """Another worker (or a terminate) took the instance; this worker's changes are dropped."""
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def lock_instance(conn: AsyncConnection, instance_id: str) -> Any:
+    """Lock and read the instance row (status, lease owner) for the rest of the transaction."""
+    query = select(instances.c.status, instances.c.lease_owner, instances.c.account_id).where(
+        instances.c.id == instance_id
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return (await conn.execute(query)).first()
+
+
+async def refresh_next_run(conn: AsyncConnection, instance_id: str, now_ms: int) -> None:
+    """Derive `next_run_at_ms` from the pointers: now for pending work or delivered events,
+    else the earliest wake-up; NULL when nothing is due."""
+    due = func.min(
+        case(
+            (or_(pointers.c.status == PENDING, pointers.c.event_json.is_not(None)), now_ms),
+            else_=pointers.c.wake_at_ms,
+        )
+    )
+    subquery = (
+        select(due)
+        .where(
+            pointers.c.instance_id == instance_id, pointers.c.status.in_(ACTIVE_POINTER_STATUSES)
+        )
+        .scalar_subquery()
+    )
+    await conn.execute(
+        update(instances).where(instances.c.id == instance_id).values(next_run_at_ms=subquery)
+    )
+
+
+# --- starting --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    id: str
+    account_id: str
+    definition_id: str
+    version: int
+    sub_account_id: str | None
+    data: dict[str, Any]
+    entry_step: str
+    first_pointer_id: str
+    now_ms: int
+
+
+async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) -> None:
+    if not new:
+        return
+    await conn.execute(
+        insert(instances),
+        [
+            {
+                "id": item.id,
+                "account_id": item.account_id,
+                "definition_id": item.definition_id,
+                "version": item.version,
+                "sub_account_id": item.sub_account_id,
+                "status": RUNNABLE,
+                "data_json": _dumps(item.data),
+                "started_at_ms": item.now_ms,
+                "completed_at_ms": None,
+                "next_run_at_ms": item.now_ms,
+                "executions": 0,
+            }
+            for item in new
+        ],
+    )
+    await conn.execute(
+        insert(pointers),
+        [
+            {
+                "id": item.first_pointer_id,
+                "instance_id": item.id,
+                "seq": 0,
+                "step_id": item.entry_step,
+                "parent_id": None,
+                "status": PENDING,
+                "attempt": 0,
+            }
+            for item in new
+        ],
+    )
+    await conn.execute(
+        insert(instance_events),
+        [
+            {"instance_id": item.id, "type": "instance_started", "at_ms": item.now_ms}
+            for item in new
+        ],
+    )
+
+
+# --- claiming and loading --------------------------------------------------------------------
+
+
+async def claim_due(
+    conn: AsyncConnection, owner: str, now_ms: int, lease_ms: int, limit: int
+) -> list[str]:
+    """Lease up to `limit` runnable instances with due work (expired leases are taken over)."""
+    candidates = (
+        select(instances.c.id)
+        .where(
+            instances.c.status == RUNNABLE,
+            instances.c.next_run_at_ms <= now_ms,
+            or_(instances.c.lease_until_ms.is_(None), instances.c.lease_until_ms < now_ms),
+        )
+        .order_by(instances.c.next_run_at_ms)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    result = await conn.execute(
+        update(instances)
+        .where(instances.c.id.in_(candidates.scalar_subquery()))
+        .values(lease_owner=owner, lease_until_ms=now_ms + lease_ms)
+        .returning(instances.c.id)
+    )
+    return [row[0] for row in result]
+
+
+def _pointer(row: Any) -> PointerState:
+    return PointerState(
+        id=row.id,
+        seq=row.seq,
+        step_id=row.step_id,
+        parent_id=row.parent_id,
+        status=row.status,
+        started_at_ms=row.started_at_ms,
+        completed_at_ms=row.completed_at_ms,
+        wake_at_ms=row.wake_at_ms,
+        event_key=row.event_key,
+        has_event=row.event_json is not None,
+        event=orjson.loads(row.event_json) if row.event_json is not None else None,
+        state=orjson.loads(row.state_json) if row.state_json else {},
+        attempt=row.attempt,
+    )
+
+
+async def load_state(
+    conn: AsyncConnection, instance_id: str, owner: str, now_ms: int
+) -> InstanceState:
+    """Load a leased instance with its active pointers. Waits whose timeout has passed lose
+    their subscription here, so the router cannot also deliver to them; a wait the router
+    reached first keeps its event."""
+    row = (await conn.execute(select(instances).where(instances.c.id == instance_id))).first()
+    if row is None or row.lease_owner != owner:
+        raise LeaseLost(instance_id)
+    pointer_rows = await conn.execute(
+        select(pointers)
+        .where(
+            pointers.c.instance_id == instance_id, pointers.c.status.in_(ACTIVE_POINTER_STATUSES)
+        )
+        .order_by(pointers.c.seq)
+    )
+    loaded = {p.id: p for p in map(_pointer, pointer_rows)}
+    for pointer in loaded.values():
+        if pointer.event_key and not pointer.has_event and (pointer.wake_at_ms or 0) <= now_ms:
+            removed = await conn.execute(
+                delete(subscriptions).where(subscriptions.c.pointer_id == pointer.id)
+            )
+            if removed.rowcount == 0:  # delivered just before the timeout: the event wins
+                event_json = await conn.scalar(
+                    select(pointers.c.event_json).where(pointers.c.id == pointer.id)
+                )
+                if event_json is not None:
+                    pointer.has_event, pointer.event = True, orjson.loads(event_json)
+    next_seq = await conn.scalar(
+        select(func.max(pointers.c.seq)).where(pointers.c.instance_id == instance_id)
+    )
+    return InstanceState(
+        id=row.id,
+        account_id=row.account_id,
+        definition_id=row.definition_id,
+        version=row.version,
+        sub_account_id=row.sub_account_id,
+        status=row.status,
+        data=orjson.loads(row.data_json),
+        started_at_ms=row.started_at_ms,
+        completed_at_ms=row.completed_at_ms,
+        executions=row.executions,
+        pointers=loaded,
+        next_seq=int(next_seq or 0) + 1,
+    )
+
+
+# --- saving ----------------------------------------------------------------------------------
+
+
+def _pointer_values(pointer: PointerState) -> dict[str, Any]:
+    return {
+        "status": pointer.status,
+        "started_at_ms": pointer.started_at_ms,
+        "completed_at_ms": pointer.completed_at_ms,
+        "wake_at_ms": pointer.wake_at_ms,
+        "event_key": pointer.event_key,
+        "state_json": _dumps(pointer.state) if pointer.state else None,
+        "attempt": pointer.attempt,
+    }
+
+
+async def save_state(
+    conn: AsyncConnection,
+    state: InstanceState,
+    owner: str,
+    now_ms: int,
+    *,
+    lease_until_ms: int,
+    release: bool,
+) -> bool:
+    """Write the sprint's changes in the caller's transaction.
+
+    `release` ends the lease (end of sprint); otherwise it is renewed to `lease_until_ms`
+    (checkpoint). Returns True when a parked event was handed to a new wait: the lease is then
+    kept, and the caller should run the sprint on.
+    """
+    current = await lock_instance(conn, state.id)
+    if current is None or current.lease_owner != owner or current.status == TERMINATED:
+        raise LeaseLost(state.id)
+    status = state.status
+    if current.status == SUSPENDED and status == RUNNABLE:
+        status = SUSPENDED  # suspended by the API during the sprint: keep it
+    new_rows = [p for p in state.pointers.values() if p.new]
+    if new_rows:
+        await conn.execute(
+            insert(pointers),
+            [
+                {
+                    "id": p.id,
+                    "instance_id": state.id,
+                    "seq": p.seq,
+                    "step_id": p.step_id,
+                    "parent_id": p.parent_id,
+                    **_pointer_values(p),
+                }
+                for p in new_rows
+            ],
+        )
+    for pointer in state.pointers.values():
+        if pointer.dirty and not pointer.new:
+            await conn.execute(
+                update(pointers)
+                .where(pointers.c.id == pointer.id)
+                .values(**_pointer_values(pointer))
+            )
+    if state.unsubscribe:
+        await conn.execute(
+            delete(subscriptions).where(subscriptions.c.pointer_id.in_(state.unsubscribe))
+        )
+    delivered = False
+    for pointer_id, key in state.subscribe:
+        if state.pointers[pointer_id].status != WAITING:
+            continue  # cancelled later in the same sprint
+        parked = await _take_parked(conn, state.account_id, key, now_ms)
+        if parked is not None:
+            await conn.execute(
+                update(pointers).where(pointers.c.id == pointer_id).values(event_json=parked)
+            )
+            pointer = state.pointers[pointer_id]
+            pointer.has_event, pointer.event = True, orjson.loads(parked)
+            delivered = True
+            continue
+        await conn.execute(
+            insert(subscriptions).values(
+                pointer_id=pointer_id,
+                account_id=state.account_id,
+                event_key=key,
+                instance_id=state.id,
+                created_at_ms=now_ms,
+            )
+        )
+    if state.errors:
+        await conn.execute(
+            insert(workflow_errors),
+            [
+                {"instance_id": state.id, "step_id": s, "message": m, "error_time_ms": t}
+                for s, m, t in state.errors
+            ],
+        )
+    if state.events:
+        await conn.execute(
+            insert(instance_events),
+            [
+                {
+                    "instance_id": state.id,
+                    "type": kind,
+                    "step_id": step,
+                    "at_ms": at,
+                    "detail_json": _dumps(detail) if detail is not None else None,
+                }
+                for kind, step, at, detail in state.events
+            ],
+        )
+    await conn.execute(
+        update(instances)
+        .where(instances.c.id == state.id)
+        .values(
+            status=status,
+            data_json=_dumps(state.data),
+            completed_at_ms=state.completed_at_ms,
+            executions=state.executions,
+            lease_owner=None if release and not delivered else owner,
+            lease_until_ms=None if release and not delivered else lease_until_ms,
+        )
+    )
+    await refresh_next_run(conn, state.id, now_ms)
+    state.status = status
+    return delivered
+
+
+async def _take_parked(conn: AsyncConnection, account_id: str, key: str, now_ms: int) -> str | None:
+    row = (
+        await conn.execute(
+            select(parked_events.c.id, parked_events.c.payload_json)
+            .where(
+                parked_events.c.account_id == account_id,
+                parked_events.c.event_key == key,
+                parked_events.c.expires_at_ms > now_ms,
+            )
+            .order_by(parked_events.c.expires_at_ms)
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    await conn.execute(delete(parked_events).where(parked_events.c.id == row.id))
+    payload: str = row.payload_json
+    return payload
+
+
+async def release_lease(conn: AsyncConnection, instance_id: str, owner: str) -> None:
+    await conn.execute(
+        update(instances)
+        .where(instances.c.id == instance_id, instances.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until_ms=None)
+    )
+
+
+# --- events from outside ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    instance_id: str
+    definition_id: str
+    step_id: str
+
+
+async def deliver_event(
+    conn: AsyncConnection,
+    account_id: str,
+    keys: Sequence[str],
+    payload: Any,
+    kind: str,
+    now_ms: int,
+) -> list[Delivery]:
+    """Hand an inbound event to every wait subscribed to one of `keys` (each wait once)."""
+    if not keys:
+        return []
+    rows = (
+        await conn.execute(
+            select(
+                subscriptions.c.pointer_id,
+                subscriptions.c.instance_id,
+                instances.c.definition_id,
+                pointers.c.step_id,
+            )
+            .join(instances, instances.c.id == subscriptions.c.instance_id)
+            .join(pointers, pointers.c.id == subscriptions.c.pointer_id)
+            .where(subscriptions.c.account_id == account_id, subscriptions.c.event_key.in_(keys))
+            .order_by(subscriptions.c.created_at_ms)
+        )
+    ).all()
+    payload_json = _dumps(payload)
+    deliveries: list[Delivery] = []
+    for row in rows:
+        locked = await lock_instance(conn, row.instance_id)
+        if locked is None or locked.status not in (RUNNABLE, SUSPENDED):
+            continue
+        taken = await conn.execute(
+            delete(subscriptions).where(subscriptions.c.pointer_id == row.pointer_id)
+        )
+        if taken.rowcount != 1:
+            continue  # the wait timed out or another event won
+        await conn.execute(
+            update(pointers).where(pointers.c.id == row.pointer_id).values(event_json=payload_json)
+        )
+        await conn.execute(
+            insert(instance_events).values(
+                instance_id=row.instance_id, type=kind, step_id=row.step_id, at_ms=now_ms
+            )
+        )
+        await refresh_next_run(conn, row.instance_id, now_ms)
+        deliveries.append(Delivery(row.instance_id, row.definition_id, row.step_id))
+    return deliveries
+
+
+async def park_event(
+    conn: AsyncConnection,
+    event_id: str,
+    account_id: str,
+    key: str,
+    payload: Any,
+    expires_at_ms: int,
+) -> None:
+    await conn.execute(
+        insert(parked_events).values(
+            id=event_id,
+            account_id=account_id,
+            event_key=key,
+            payload_json=_dumps(payload),
+            expires_at_ms=expires_at_ms,
+        )
+    )
+
+
+async def purge_expired_parked(conn: AsyncConnection, now_ms: int) -> None:
+    await conn.execute(delete(parked_events).where(parked_events.c.expires_at_ms <= now_ms))
+
+
+# --- control (suspend / resume / terminate) ---------------------------------------------------
+
+
+async def set_status(
+    conn: AsyncConnection,
+    instance_id: str,
+    from_statuses: Sequence[str],
+    to_status: str,
+    now_ms: int,
+    event: str,
+) -> bool:
+    result = await conn.execute(
+        update(instances)
+        .where(instances.c.id == instance_id, instances.c.status.in_(from_statuses))
+        .values(status=to_status)
+    )
+    if result.rowcount != 1:
+        return False
+    await conn.execute(
+        insert(instance_events).values(instance_id=instance_id, type=event, at_ms=now_ms)
+    )
+    await refresh_next_run(conn, instance_id, now_ms)
+    return True
+
+
+async def terminate(
+    conn: AsyncConnection, instance_id: str, now_ms: int, event: str = "instance_terminated"
+) -> bool:
+    """Terminate: cancel every active pointer, subscription and timer; final."""
+    locked = await lock_instance(conn, instance_id)
+    if locked is None or locked.status not in (RUNNABLE, SUSPENDED):
+        return False
+    await conn.execute(
+        update(pointers)
+        .where(
+            pointers.c.instance_id == instance_id, pointers.c.status.in_(ACTIVE_POINTER_STATUSES)
+        )
+        .values(status=CANCELLED, completed_at_ms=now_ms)
+    )
+    await conn.execute(delete(subscriptions).where(subscriptions.c.instance_id == instance_id))
+    await conn.execute(
+        update(instances)
+        .where(instances.c.id == instance_id)
+        .values(status=TERMINATED, next_run_at_ms=None, lease_owner=None, lease_until_ms=None)
+    )
+    await conn.execute(
+        insert(instance_events).values(instance_id=instance_id, type=event, at_ms=now_ms)
+    )
+    return True
+
+
+async def active_instance_ids(
+    conn: AsyncConnection, account_id: str, definition_id: str, versions: Sequence[int]
+) -> list[str]:
+    rows = await conn.execute(
+        select(instances.c.id).where(
+            and_(
+                instances.c.account_id == account_id,
+                instances.c.definition_id == definition_id,
+                instances.c.version.in_(versions),
+                instances.c.status.in_((RUNNABLE, SUSPENDED)),
+            )
+        )
+    )
+    return [row[0] for row in rows]

@@ -1,0 +1,91 @@
+"""Queries on sent messages (the sandbox outbox now; real 8x8 sends later)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from relayflow.store.tables import messages
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: str
+    account_id: str
+    instance_id: str | None
+    pointer_id: str | None
+    channel: str
+    provider: str
+    sub_account_id: str | None
+    recipient: str | None
+    client_message_id: str | None
+    request: dict[str, Any]
+    response: dict[str, Any] | None
+    status: str
+    created_at_ms: int
+
+
+def _row(row: Any) -> MessageRow:
+    return MessageRow(
+        id=row.id,
+        account_id=row.account_id,
+        instance_id=row.instance_id,
+        pointer_id=row.pointer_id,
+        channel=row.channel,
+        provider=row.provider,
+        sub_account_id=row.sub_account_id,
+        recipient=row.recipient,
+        client_message_id=row.client_message_id,
+        request=orjson.loads(row.request_json),
+        response=orjson.loads(row.response_json) if row.response_json else None,
+        status=row.status,
+        created_at_ms=row.created_at_ms,
+    )
+
+
+async def message_for_pointer(conn: AsyncConnection, pointer_id: str) -> MessageRow | None:
+    row = (await conn.execute(select(messages).where(messages.c.pointer_id == pointer_id))).first()
+    return _row(row) if row is not None else None
+
+
+async def insert_message(conn: AsyncConnection, message: MessageRow) -> None:
+    await conn.execute(
+        messages.insert().values(
+            id=message.id,
+            account_id=message.account_id,
+            instance_id=message.instance_id,
+            pointer_id=message.pointer_id,
+            channel=message.channel,
+            provider=message.provider,
+            sub_account_id=message.sub_account_id,
+            recipient=message.recipient,
+            client_message_id=message.client_message_id,
+            request_json=orjson.dumps(message.request).decode(),
+            response_json=orjson.dumps(message.response).decode() if message.response else None,
+            status=message.status,
+            created_at_ms=message.created_at_ms,
+            updated_at_ms=message.created_at_ms,
+        )
+    )
+
+
+async def list_messages(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    limit: int,
+    offset: int,
+    channel: str | None = None,
+    instance_id: str | None = None,
+) -> list[MessageRow]:
+    query = select(messages).where(messages.c.account_id == account_id)
+    if channel is not None:
+        query = query.where(messages.c.channel == channel)
+    if instance_id is not None:
+        query = query.where(messages.c.instance_id == instance_id)
+    query = query.order_by(messages.c.seq.desc()).limit(limit).offset(offset)
+    return [_row(row) for row in await conn.execute(query)]

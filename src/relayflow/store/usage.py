@@ -1,0 +1,51 @@
+"""Monthly counters of started workflows per account (the 8x8 usage endpoints)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from relayflow.store.tables import usage
+
+
+def month_of(now_ms: int) -> tuple[int, int]:
+    moment = datetime.fromtimestamp(now_ms / 1000, tz=UTC)
+    return moment.year, moment.month
+
+
+async def count_started(conn: AsyncConnection, account_id: str, count: int, now_ms: int) -> None:
+    if count <= 0:
+        return
+    year, month = month_of(now_ms)
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    statement = dialect_insert(usage).values(
+        account_id=account_id, year=year, month=month, started=count
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[usage.c.account_id, usage.c.year, usage.c.month],
+        set_={"started": usage.c.started + count},
+    )
+    await conn.execute(statement)
+
+
+async def monthly(conn: AsyncConnection, account_id: str) -> list[tuple[int, int, int]]:
+    """(year, month, started) rows, newest month first."""
+    rows = await conn.execute(
+        select(usage.c.year, usage.c.month, usage.c.started)
+        .where(usage.c.account_id == account_id)
+        .order_by(usage.c.year.desc(), usage.c.month.desc())
+    )
+    return [(row.year, row.month, row.started) for row in rows]
+
+
+async def this_month(conn: AsyncConnection, account_id: str, now_ms: int) -> int:
+    year, month = month_of(now_ms)
+    started = await conn.scalar(
+        select(usage.c.started).where(
+            usage.c.account_id == account_id, usage.c.year == year, usage.c.month == month
+        )
+    )
+    return int(started or 0)
