@@ -20,10 +20,13 @@ class SendContext:
 class ChannelError(Exception):
     """A send failed. `transient` failures may be retried; the message is shown to users."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, *, transient: bool = False, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.transient = transient
+        self.retry_after_s = retry_after_s
 
 
 class MessagingProvider(Protocol):

@@ -157,6 +157,10 @@ class GuardedHttpClient:
                 return HttpResult(response.status, response.reason or "", _decode(raw))
         except BlockedAddress as error:
             raise ChannelError(f"Request to {url} is not allowed: {error}.") from None
+        except aiohttp.ClientConnectorError as error:
+            if isinstance(error.os_error, BlockedAddress):
+                raise ChannelError(f"Request to {url} is not allowed: {error.os_error}.") from None
+            raise ChannelError(f"Call failed. {error}", transient=True) from None
         except TimeoutError:
             raise ChannelError(
                 f"Call failed. {url} did not answer within {timeout_s:g} s.", transient=True

@@ -38,4 +38,13 @@ class Fault:
     message: str
 
 
-Decision = Complete | Sleep | WaitForEvent | StartBranches | Fault
+@dataclass(frozen=True)
+class Retry:
+    """A transient failure (timeout, 429, 5xx, dropped connection): try again later, durably.
+    After the engine's attempt limit it becomes a fault with `message`."""
+
+    message: str
+    retry_after_s: float | None = None  # the server's Retry-After, when it sent one
+
+
+Decision = Complete | Sleep | WaitForEvent | StartBranches | Fault | Retry

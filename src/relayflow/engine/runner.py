@@ -7,6 +7,7 @@ Pure steps run in memory; before a step with a side effect the state so far is c
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -16,7 +17,15 @@ import orjson
 
 from relayflow.channels.base import ChannelSet
 from relayflow.clock import Clock
-from relayflow.engine.decisions import Complete, Decision, Fault, Sleep, StartBranches, WaitForEvent
+from relayflow.engine.decisions import (
+    Complete,
+    Decision,
+    Fault,
+    Retry,
+    Sleep,
+    StartBranches,
+    WaitForEvent,
+)
 from relayflow.engine.plan import Plan, StepNode
 from relayflow.engine.state import (
     CANCELLED,
@@ -39,6 +48,21 @@ from relayflow.engine.steps.base import Resume, StepContext, StepError
 class EngineLimits:
     max_executions_per_instance: int = 1000
     max_data_bytes: int = 256 * 1024
+    max_attempts: int = 3  # of a step with a transient failure, the first included
+    retry_base_s: float = 1.0
+    max_retry_after_s: float = 60.0
+
+
+def retry_delay_ms(
+    limits: EngineLimits, attempt: int, retry_after_s: float | None, seed: str
+) -> int:
+    """Exponential backoff with jitter (seeded: the same pointer and attempt give the same
+    delay), or the server's Retry-After when it sent one, capped either way."""
+    if retry_after_s is not None and retry_after_s >= 0:
+        return int(min(retry_after_s, limits.max_retry_after_s) * 1000)
+    base = limits.retry_base_s * 2 ** (attempt - 1)
+    jitter = random.Random(f"{seed}:{attempt}").uniform(0.8, 1.2)  # noqa: S311 - not crypto
+    return int(min(base * jitter, limits.max_retry_after_s) * 1000)
 
 
 @dataclass
@@ -112,7 +136,9 @@ class Runner:
         if pointer.status == RUNNING:
             if pointer.state.get("container"):
                 return None if state.children_active(pointer.id) else Resume.CHILDREN_DONE
-            return Resume.START  # interrupted mid-call (crash): run again, same inputs
+            # A retry waiting for its backoff, or a call interrupted by a crash (its
+            # checkpoint made it due at once): run again with the same inputs.
+            return Resume.START if (pointer.wake_at_ms or 0) <= now else None
         return None
 
     async def _run_pointer(
@@ -199,6 +225,18 @@ class Runner:
                 state.record("branches_started", node.id, now, {"steps": list(step_ids)})
             case Fault(message=message):
                 self._fault(state, pointer, message)
+            case Retry(message=message, retry_after_s=retry_after):
+                if pointer.attempt >= self._limits.max_attempts:
+                    self._fault(state, pointer, f"{message} (after {pointer.attempt} attempts)")
+                    return
+                delay = retry_delay_ms(self._limits, pointer.attempt, retry_after, pointer.id)
+                pointer.status, pointer.wake_at_ms = RUNNING, now + delay
+                state.record(
+                    "step_retry_scheduled",
+                    node.id,
+                    now,
+                    {"attempt": pointer.attempt, "message": message, "delayMs": delay},
+                )
 
     async def _complete(
         self,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from relayflow.channels.base import ChannelError
-from relayflow.engine.decisions import Complete, Decision, Fault
+from relayflow.engine.decisions import Complete, Decision, Fault, Retry
 from relayflow.engine.steps.base import StepContext, StepError, StepType, text_input
 from relayflow.model.steps import MAX_HTTP_TIMEOUT_SECONDS
 
 DEFAULT_TIMEOUT_SECONDS = 5
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 def _string_map(ctx: StepContext, name: str) -> dict[str, str]:
@@ -58,6 +59,9 @@ class HttpRequest(StepType):
                 timeout_s=_timeout(ctx),
             )
         except ChannelError as error:
+            # Only a request that cannot have had an effect twice is repeated (DESIGN.md §5).
+            if error.transient and method in IDEMPOTENT_METHODS:
+                return Retry(error.message, error.retry_after_s)
             return Fault(error.message)
         return Complete(
             {

@@ -12,8 +12,16 @@ import uuid
 from typing import Any
 
 from relayflow.channels.base import ChannelError, SendContext
-from relayflow.engine.decisions import Complete, Decision, Fault
+from relayflow.engine.decisions import Complete, Decision, Fault, Retry
 from relayflow.engine.steps.base import StepContext, StepError, StepType, text_input
+
+
+def _failed(what: str, error: ChannelError) -> Fault | Retry:
+    """8x8's wording for faults; transient failures are retried (DESIGN.md §5 "Retries")."""
+    message = f"Failed to send {what} because {error.message}"
+    if error.transient:
+        return Retry(message, error.retry_after_s)
+    return Fault(message)
 
 
 def _send_context(ctx: StepContext) -> SendContext:
@@ -47,7 +55,7 @@ class Sms(StepType):
         try:
             response = await provider.send_sms(_send_context(ctx), sub_account, body)
         except ChannelError as error:
-            return Fault(f"Failed to send SMS because {error.message}")
+            return _failed("SMS", error)
         status = response.get("status") or {}
         return Complete(
             {
@@ -77,7 +85,7 @@ class ChatAppsMessage(StepType):
         try:
             response = await provider.send_chat(_send_context(ctx), sub_account, body)
         except ChannelError as error:
-            return Fault(f"Failed to send chat apps message because {error.message}")
+            return _failed("chat apps message", error)
         status = response.get("status") or {}
         return Complete(
             {
@@ -109,5 +117,5 @@ class VoiceMessage(StepType):
         try:
             response = await provider.send_voice(_send_context(ctx), sub_account, body)
         except ChannelError as error:
-            return Fault(f"Failed to send voice message because {error.message}")
+            return _failed("voice message", error)
         return Complete({"response": response})
