@@ -165,7 +165,7 @@ class Runner:
                 return
             pointer.status = RUNNING
             pointer.started_at_ms = now
-            state.record("step_started", node.id, now)
+            state.record("step_started", node.id, now, {"worker": state.worker})
             evaluated = await self._expressions.inputs(
                 node.inputs, step.condition_inputs, state.data
             )

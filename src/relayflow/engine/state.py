@@ -49,6 +49,7 @@ class InstanceState:
     executions: int
     pointers: dict[str, PointerState]
     next_seq: int
+    worker: str | None = None  # who runs this sprint: recorded in step events (audit)
     subscribe: list[tuple[str, str]] = field(default_factory=list)  # (pointer id, event key)
     unsubscribe: set[str] = field(default_factory=set)  # pointer ids
     errors: list[tuple[str, str, int]] = field(default_factory=list)  # (step, message, at)

@@ -136,6 +136,7 @@ class Worker:
             state = await instance_store.load_state(
                 conn, instance_id, self.owner, self._clock.now_ms()
             )
+        state.worker = self.owner
         plan = await self._plans.get(state.account_id, state.definition_id, state.version)
         while True:
             await self._runner.advance(state, plan, self._checkpoint)
