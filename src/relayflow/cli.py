@@ -319,10 +319,11 @@ def validate(
 AccountOption = Annotated[str, typer.Option("--account", "-a", help="Account id.")]
 
 
-def _sandbox(db: str, action: Callable[[AppContext], Awaitable[Any]]) -> Any:
+def _sandbox(db: str, account: str, action: Callable[[AppContext], Awaitable[Any]]) -> Any:
     async def run(database: Database) -> Any:
         runtime = AppContext(settings=Settings(database_url=db), db=database, clock=SystemClock())
         try:
+            await runtime.accounts.require(account)
             return await action(runtime)
         finally:
             runtime.evaluator.close()
@@ -344,7 +345,7 @@ def sandbox_sms(
 ) -> None:
     """A customer sends an SMS: routed like 8x8's inbound SMS webhook."""
     event, result = _sandbox(
-        db, lambda rt: rt.sandbox.inbound_sms(account, sender, to, text, sub_account)
+        db, account, lambda rt: rt.sandbox.inbound_sms(account, sender, to, text, sub_account)
     )
     _print_json({"event": event, **result.as_json()})
 
@@ -363,7 +364,9 @@ def sandbox_chat(
     if text is None and payload is None:
         raise _fail("give the message TEXT and/or --payload")
     event, result = _sandbox(
-        db, lambda rt: rt.sandbox.inbound_chat(account, channel, sender, text, payload, sub_account)
+        db,
+        account,
+        lambda rt: rt.sandbox.inbound_chat(account, channel, sender, text, payload, sub_account),
     )
     _print_json({"event": event, **result.as_json()})
 
@@ -382,7 +385,7 @@ def sandbox_dtmf(
     if not digits or any(c not in "0123456789*#" for c in digits):
         raise _fail("digits may only contain 0-9, * and #")
     event, result = _sandbox(
-        db, lambda rt: rt.sandbox.dtmf(account, client_request_id, uid, digits)
+        db, account, lambda rt: rt.sandbox.dtmf(account, client_request_id, uid, digits)
     )
     _print_json({"event": event, **result.as_json()})
 
@@ -397,6 +400,7 @@ def sandbox_outbox(
     """Messages your workflows sent, newest first, with the exact 8x8 request bodies."""
     rows = _sandbox(
         db,
+        account,
         lambda rt: rt.sandbox.outbox(
             account, limit=limit, offset=0, channel=channel, workflow_id=None
         ),

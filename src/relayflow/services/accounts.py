@@ -107,6 +107,11 @@ class AccountService:
             )
         return NewKey(account_id, key.key_id, key.api_key)
 
+    async def require(self, account_id: str) -> None:
+        async with self._db.read() as conn:
+            if not await account_store.account_exists(conn, account_id):
+                raise AccountError(f"Account '{account_id}' does not exist.")
+
     async def list_keys(self, account_id: str) -> list[account_store.ApiKeyRow]:
         async with self._db.read() as conn:
             if not await account_store.account_exists(conn, account_id):
