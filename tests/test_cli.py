@@ -460,12 +460,13 @@ def test_keys_list_shows_ids_but_never_secrets(database_url: str) -> None:
     result = invoke("keys", "list", account_id, "--db", database_url)
     out = ok(result)
     rows = json.loads(out)
-    assert [set(row) for row in rows] == [{"keyId", "name", "createdAt", "revokedAt"}] * 2
+    assert [set(row) for row in rows] == [{"keyId", "name", "createdAt", "revokedAt", "admin"}] * 2
     by_id = {row["keyId"]: row for row in rows}
     initial_id = account["apiKey"].split("_")[1]
     assert set(by_id) == {initial_id, extra["keyId"]}
     assert by_id[initial_id]["name"] == "initial"
     assert by_id[extra["keyId"]]["name"] == "ops"
+    assert (by_id[initial_id]["admin"], by_id[extra["keyId"]]["admin"]) == (True, False)
     assert all(row["revokedAt"] is None for row in rows)
 
     everything = result.output

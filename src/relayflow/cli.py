@@ -247,15 +247,77 @@ def accounts_list(
     Console(width=max(100, 60 + max((len(r.id) for r in rows), default=0))).print(table)
 
 
+@accounts_app.command("set-provider")
+def accounts_set_provider(
+    account_id: Annotated[str, typer.Argument(metavar="ID")],
+    provider: Annotated[str, typer.Argument(metavar="PROVIDER", help="sandbox or 8x8.")],
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="RELAYFLOW_8X8_API_KEY", help="The 8x8 API key."),
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="apac (default), us, uk or id.")] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="One URL for all three 8x8 APIs (proxy, tests)."),
+    ] = None,
+    sms_url: Annotated[str | None, typer.Option("--sms-url", help="8x8 SMS API base URL.")] = None,
+    chatapps_url: Annotated[
+        str | None, typer.Option("--chatapps-url", help="8x8 Chat Apps API base URL.")
+    ] = None,
+    voice_url: Annotated[
+        str | None, typer.Option("--voice-url", help="8x8 Voice API base URL.")
+    ] = None,
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """Send through the sandbox or through 8x8 with the account's API key (stored encrypted
+    with RELAYFLOW_SECRET_KEY; never printed)."""
+    if provider not in ("sandbox", "8x8"):
+        raise _fail("PROVIDER must be 'sandbox' or '8x8'")
+    if provider == "8x8" and not api_key:
+        raise _fail("--api-key (or RELAYFLOW_8X8_API_KEY) is required for 8x8")
+
+    async def apply(runtime: AppContext) -> Any:
+        if provider == "sandbox":
+            return await runtime.provider_settings.use_sandbox(account_id)
+        assert api_key is not None
+        return await runtime.provider_settings.use_8x8(
+            account_id,
+            api_key,
+            region=region,
+            base_url=base_url,
+            sms_url=sms_url,
+            chatapps_url=chatapps_url,
+            voice_url=voice_url,
+        )
+
+    view = _with_runtime(db, account_id, apply)
+    _print_json(view.as_json())
+
+
+@accounts_app.command("show-provider")
+def accounts_show_provider(
+    account_id: Annotated[str, typer.Argument(metavar="ID")], db: DbOption = DEFAULT_DATABASE_URL
+) -> None:
+    """The account's provider settings (the API key is never shown)."""
+    view = _with_runtime(db, account_id, lambda runtime: runtime.provider_settings.get(account_id))
+    _print_json(view.as_json())
+
+
 @keys_app.command("create")
 def keys_create(
     account_id: Annotated[str, typer.Argument(metavar="ACCOUNT")],
     name: Annotated[str | None, typer.Option(help="A label to recognise the key by.")] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="May also change provider settings.")
+    ] = False,
     db: DbOption = DEFAULT_DATABASE_URL,
 ) -> None:
     """Create another API key for an account; prints it once."""
     key = _run(
-        db, lambda database: AccountService(database, SystemClock()).create_key(account_id, name)
+        db,
+        lambda database: AccountService(database, SystemClock()).create_key(
+            account_id, name, admin=admin
+        ),
     )
     _print_json(key.as_json())
 
@@ -274,6 +336,7 @@ def keys_list(
                 "name": r.name,
                 "createdAt": iso_from_ms(r.created_at_ms),
                 "revokedAt": iso_from_ms(r.revoked_at_ms) if r.revoked_at_ms else None,
+                "admin": r.is_admin,
             }
             for r in rows
         ]
@@ -319,7 +382,9 @@ def validate(
 AccountOption = Annotated[str, typer.Option("--account", "-a", help="Account id.")]
 
 
-def _sandbox(db: str, account: str, action: Callable[[AppContext], Awaitable[Any]]) -> Any:
+def _with_runtime(db: str, account: str, action: Callable[[AppContext], Awaitable[Any]]) -> Any:
+    """Run `action` with a full runtime (services, engine) on `db`, for an existing account."""
+
     async def run(database: Database) -> Any:
         runtime = AppContext(settings=Settings(database_url=db), db=database, clock=SystemClock())
         try:
@@ -344,7 +409,7 @@ def sandbox_sms(
     db: DbOption = DEFAULT_DATABASE_URL,
 ) -> None:
     """A customer sends an SMS: routed like 8x8's inbound SMS webhook."""
-    event, result = _sandbox(
+    event, result = _with_runtime(
         db, account, lambda rt: rt.sandbox.inbound_sms(account, sender, to, text, sub_account)
     )
     _print_json({"event": event, **result.as_json()})
@@ -363,7 +428,7 @@ def sandbox_chat(
     """A customer sends a chat-apps message (or presses a button with --payload)."""
     if text is None and payload is None:
         raise _fail("give the message TEXT and/or --payload")
-    event, result = _sandbox(
+    event, result = _with_runtime(
         db,
         account,
         lambda rt: rt.sandbox.inbound_chat(account, channel, sender, text, payload, sub_account),
@@ -384,7 +449,7 @@ def sandbox_dtmf(
         raise _fail("give --client-request-id or --uid of the voice message")
     if not digits or any(c not in "0123456789*#" for c in digits):
         raise _fail("digits may only contain 0-9, * and #")
-    event, result = _sandbox(
+    event, result = _with_runtime(
         db, account, lambda rt: rt.sandbox.dtmf(account, client_request_id, uid, digits)
     )
     _print_json({"event": event, **result.as_json()})
@@ -398,7 +463,7 @@ def sandbox_outbox(
     db: DbOption = DEFAULT_DATABASE_URL,
 ) -> None:
     """Messages your workflows sent, newest first, with the exact 8x8 request bodies."""
-    rows = _sandbox(
+    rows = _with_runtime(
         db,
         account,
         lambda rt: rt.sandbox.outbox(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./relayflow.db"
@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # Log SQL statements (never parameters: they may hold secrets).
     echo_sql: bool = False
     limits: Limits = Field(default_factory=Limits)
+    # Encrypts 8x8 API keys at rest and signs callback URLs; required once an account uses 8x8.
+    secret_key: SecretStr | None = None
+    # Where 8x8 can reach this service (for the DTMF callback URL of say&capture calls).
+    public_url: str | None = None
     # Comma-separated hosts / CIDRs the HttpRequest step may reach although they are private.
     http_allowlist: str = ""
     # Instance starts per second per account (token bucket), and the burst allowed.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from relayflow.channels.base import ChannelSet
 from relayflow.channels.http import Allowlist, GuardedHttpClient
-from relayflow.channels.sandbox import SandboxOnly
+from relayflow.channels.providers import AccountProviders
 from relayflow.clock import Clock, SystemClock
 from relayflow.config import Settings
 from relayflow.engine.expressions import SandboxExpressions
@@ -16,9 +16,11 @@ from relayflow.engine.runner import Runner
 from relayflow.engine.wakeup import PostgresListener
 from relayflow.engine.worker import Worker, WorkerSettings
 from relayflow.expressions.evaluate import ExpressionEvaluator
+from relayflow.secretbox import SecretBox
 from relayflow.services.accounts import AccountService
 from relayflow.services.definitions import DefinitionService
 from relayflow.services.instances import InstanceService
+from relayflow.services.providers import ProviderService
 from relayflow.services.sandbox import SandboxService
 from relayflow.store.database import Database
 
@@ -34,8 +36,11 @@ class Runtime:
         settings = self.settings
         self.evaluator = ExpressionEvaluator()
         self.http = GuardedHttpClient(Allowlist.parse(settings.http_allowlist))
+        secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+        self.secretbox = SecretBox(secret) if secret else None
+        self.providers = AccountProviders(self.db, self.secretbox, settings.public_url)
         if self.channels is None:
-            self.channels = ChannelSet(providers=SandboxOnly(self.db), http=self.http)
+            self.channels = ChannelSet(providers=self.providers, http=self.http)
         self.runner = Runner(SandboxExpressions(self.evaluator), self.channels, self.clock)
         self.worker = Worker(
             self.db,
@@ -54,6 +59,9 @@ class Runtime:
         self.definitions = DefinitionService(self.db, self.clock, settings.limits)
         self.instances = InstanceService(self.db, self.clock, self.router)
         self.sandbox = SandboxService(self.db, self.clock, self.router)
+        self.provider_settings = ProviderService(
+            self.db, self.clock, self.secretbox, self.providers
+        )
 
     async def run_worker(self, stop: asyncio.Event) -> None:
         listener = (
@@ -70,4 +78,5 @@ class Runtime:
     async def close(self) -> None:
         self.evaluator.close()
         await self.http.close()
+        await self.providers.close()
         await self.db.dispose()

@@ -14,7 +14,16 @@ from relayflow import __version__
 from relayflow.api.body_limit import BodySizeLimit
 from relayflow.api.context import AppContext
 from relayflow.api.errors import install_error_handlers
-from relayflow.api.routes import definitions, health, instances, sandbox, steps, triggers, usage
+from relayflow.api.routes import (
+    definitions,
+    health,
+    instances,
+    provider,
+    sandbox,
+    steps,
+    triggers,
+    usage,
+)
 from relayflow.model.definition import DefinitionInput
 
 DESCRIPTION = """\
@@ -58,7 +67,7 @@ def create_app(
         BodySizeLimit, max_bytes=context.settings.limits.max_request_body_bytes, clock=context.clock
     )
     app.include_router(health.router)
-    for module in (definitions, instances, triggers, steps, usage, sandbox):
+    for module in (definitions, instances, triggers, steps, usage, sandbox, provider):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -151,13 +151,3 @@ class SandboxProvider:
         return await self._record(
             ctx, "voice", sub_account_id, destination, body, response, "created"
         )
-
-
-class SandboxOnly:
-    """Provider resolver while every account uses the sandbox (8x8 accounts come next)."""
-
-    def __init__(self, db: Database) -> None:
-        self._provider = SandboxProvider(db)
-
-    async def for_account(self, account_id: str) -> SandboxProvider:
-        return self._provider

@@ -44,6 +44,12 @@ class NewAccount:
 
 
 @dataclass(frozen=True)
+class KeyOwner:
+    account_id: str
+    is_admin: bool
+
+
+@dataclass(frozen=True)
 class NewKey:
     account_id: str
     key_id: str
@@ -77,7 +83,13 @@ class AccountService:
                     conn, account_id, hash_secret(token), provider, now
                 )
                 await account_store.insert_api_key(
-                    conn, key.key_id, account_id, hash_secret(key.api_key), "initial", now
+                    conn,
+                    key.key_id,
+                    account_id,
+                    hash_secret(key.api_key),
+                    "initial",
+                    now,
+                    is_admin=True,
                 )
         except IntegrityError:
             raise AccountError(f"Account '{account_id}' already exists.") from None
@@ -97,13 +109,21 @@ class AccountService:
         async with self._db.read() as conn:
             return await account_store.list_accounts(conn)
 
-    async def create_key(self, account_id: str, name: str | None = None) -> NewKey:
+    async def create_key(
+        self, account_id: str, name: str | None = None, *, admin: bool = False
+    ) -> NewKey:
         key = generate_api_key()
         async with self._db.transaction() as conn:
             if not await account_store.account_exists(conn, account_id):
                 raise AccountError(f"Account '{account_id}' does not exist.")
             await account_store.insert_api_key(
-                conn, key.key_id, account_id, hash_secret(key.api_key), name, self._clock.now_ms()
+                conn,
+                key.key_id,
+                account_id,
+                hash_secret(key.api_key),
+                name,
+                self._clock.now_ms(),
+                is_admin=admin,
             )
         return NewKey(account_id, key.key_id, key.api_key)
 
@@ -123,9 +143,15 @@ class AccountService:
             if not await account_store.revoke_api_key(conn, key_id, self._clock.now_ms()):
                 raise AccountError(f"No active API key with id '{key_id}'.")
 
-    async def authenticate(self, api_key: str) -> str | None:
-        """The account an API key belongs to; None for unknown, malformed or revoked keys."""
+    async def identify(self, api_key: str) -> KeyOwner | None:
+        """Who an API key belongs to; None for unknown, malformed or revoked keys."""
         if key_id_of(api_key) is None:
             return None
         async with self._db.read() as conn:
-            return await account_store.account_for_key_hash(conn, hash_secret(api_key))
+            found = await account_store.key_owner(conn, hash_secret(api_key))
+        return KeyOwner(*found) if found else None
+
+    async def authenticate(self, api_key: str) -> str | None:
+        """The account an API key belongs to; None for unknown, malformed or revoked keys."""
+        owner = await self.identify(api_key)
+        return owner.account_id if owner else None

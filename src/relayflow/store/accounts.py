@@ -25,6 +25,7 @@ class ApiKeyRow:
     name: str | None
     created_at_ms: int
     revoked_at_ms: int | None
+    is_admin: bool
 
 
 async def insert_account(
@@ -76,21 +77,31 @@ async def insert_api_key(
     key_hash: str,
     name: str | None,
     now_ms: int,
+    *,
+    is_admin: bool,
 ) -> None:
     await conn.execute(
         api_keys.insert().values(
-            id=key_id, account_id=account_id, key_hash=key_hash, name=name, created_at_ms=now_ms
+            id=key_id,
+            account_id=account_id,
+            key_hash=key_hash,
+            name=name,
+            created_at_ms=now_ms,
+            is_admin=is_admin,
         )
     )
 
 
-async def account_for_key_hash(conn: AsyncConnection, key_hash: str) -> str | None:
-    """The account owning an active (not revoked) key with this hash."""
-    return await conn.scalar(
-        select(api_keys.c.account_id).where(
-            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at_ms.is_(None)
+async def key_owner(conn: AsyncConnection, key_hash: str) -> tuple[str, bool] | None:
+    """(account id, is admin) of an active (not revoked) key with this hash."""
+    row = (
+        await conn.execute(
+            select(api_keys.c.account_id, api_keys.c.is_admin).where(
+                api_keys.c.key_hash == key_hash, api_keys.c.revoked_at_ms.is_(None)
+            )
         )
-    )
+    ).first()
+    return (row.account_id, bool(row.is_admin)) if row is not None else None
 
 
 async def list_api_keys(conn: AsyncConnection, account_id: str) -> list[ApiKeyRow]:
@@ -101,6 +112,7 @@ async def list_api_keys(conn: AsyncConnection, account_id: str) -> list[ApiKeyRo
             api_keys.c.name,
             api_keys.c.created_at_ms,
             api_keys.c.revoked_at_ms,
+            api_keys.c.is_admin,
         )
         .where(api_keys.c.account_id == account_id)
         .order_by(api_keys.c.created_at_ms, api_keys.c.id)

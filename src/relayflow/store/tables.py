@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    true,
 )
 
 metadata = MetaData(
@@ -53,6 +54,8 @@ api_keys = Table(
     Column("name", String(200), nullable=True),
     Column("created_at_ms", BigInteger, nullable=False),
     Column("revoked_at_ms", BigInteger, nullable=True),
+    # Admin keys may also change the account's provider settings.
+    Column("is_admin", Boolean, nullable=False, server_default=true()),
     Index("ix_api_keys_account_id", "account_id"),
 )
 
@@ -232,4 +235,41 @@ usage = Table(
     Column("month", Integer, nullable=False),
     Column("started", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("account_id", "year", "month"),
+)
+
+# --- providers and delivery receipts -----------------------------------------------------------
+
+# How an account reaches 8x8 (absent row = the sandbox). The API key is encrypted at rest with
+# RELAYFLOW_SECRET_KEY and never leaves the process except towards 8x8.
+provider_settings = Table(
+    "provider_settings",
+    metadata,
+    Column(
+        "account_id", String(100), ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("provider", String(16), nullable=False),
+    Column("api_key_encrypted", Text, nullable=True),
+    Column("region", String(16), nullable=True),
+    Column("sms_url", String(500), nullable=True),
+    Column("chatapps_url", String(500), nullable=True),
+    Column("voice_url", String(500), nullable=True),
+    Column("updated_at_ms", BigInteger, nullable=False),
+)
+
+message_receipts = Table(
+    "message_receipts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "account_id", String(100), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("umid", String(64), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("detail", String(64), nullable=True),
+    Column("error_code", Integer, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("status_at", String(40), nullable=True),  # 8x8's status.timestamp, as sent
+    Column("payload_json", Text, nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),
+    Index("ix_message_receipts_umid", "account_id", "umid", "id"),
 )

@@ -51,8 +51,8 @@ class Sms(StepType):
         body["text"] = text_input(ctx, "text")
         if isinstance(body.get("encoding"), str):
             body["encoding"] = body["encoding"].upper()
-        provider = await ctx.channels.providers.for_account(ctx.account_id)
         try:
+            provider = await ctx.channels.providers.for_account(ctx.account_id)
             response = await provider.send_sms(_send_context(ctx), sub_account, body)
         except ChannelError as error:
             return _failed("SMS", error)
@@ -81,8 +81,8 @@ class ChatAppsMessage(StepType):
         for field in ("user", "content"):
             if not isinstance(body.get(field), dict):
                 raise StepError(f"Input '{field}' must be an object.")
-        provider = await ctx.channels.providers.for_account(ctx.account_id)
         try:
+            provider = await ctx.channels.providers.for_account(ctx.account_id)
             response = await provider.send_chat(_send_context(ctx), sub_account, body)
         except ChannelError as error:
             return _failed("chat apps message", error)
@@ -113,8 +113,8 @@ class VoiceMessage(StepType):
             "clientRequestId": client_request_id,
             "callflow": [{"action": action, "params": params}],
         }
-        provider = await ctx.channels.providers.for_account(ctx.account_id)
         try:
+            provider = await ctx.channels.providers.for_account(ctx.account_id)
             response = await provider.send_voice(_send_context(ctx), sub_account, body)
         except ChannelError as error:
             return _failed("voice message", error)

@@ -1,0 +1,240 @@
+"""Outbound connector to 8x8's SMS, Chat Apps and Voice APIs (spec §10).
+
+Every send is recorded before the call (a `messages` row in state `sending`) and its answer
+after it, so a step re-run after a crash returns the recorded answer instead of sending again;
+only a crash *during* the call can repeat it, and then with the same `clientMessageId`.
+Transient failures (connection errors, timeouts, 429 with Retry-After, 5xx) are reported as
+such for the engine to retry; 8x8's 4xx answers fault the step with 8x8's own message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from sqlalchemy import update
+
+from relayflow.channels.base import ChannelError, SendContext
+from relayflow.channels.eightbyeight.regions import Hosts
+from relayflow.store import messages as message_store
+from relayflow.store.database import Database
+from relayflow.store.messages import MessageRow
+from relayflow.store.tables import messages
+
+REQUEST_TIMEOUT_S = 15.0
+MAX_ERROR_TEXT = 300
+
+
+@dataclass(frozen=True)
+class EightByEightConfig:
+    api_key: str
+    hosts: Hosts
+    # Where 8x8 should post DTMF for say&capture calls whose params name no dtmfCallbackUrl.
+    dtmf_callback_url: str | None
+
+
+def _subaccount_path(sub_account_id: str) -> str:
+    return f"/api/v1/subaccounts/{quote(sub_account_id, safe='')}"
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_message(status: int, raw: bytes) -> str:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        message: str = body["message"]
+        if isinstance(body.get("errorId"), str):
+            message += f". Error id: {body['errorId']}"
+        return message
+    text = raw.decode("utf-8", errors="replace").strip()[:MAX_ERROR_TEXT]
+    return f"HTTP {status}{': ' + text if text else ''}"
+
+
+class EightByEightProvider:
+    name = "8x8"
+
+    def __init__(
+        self, config: EightByEightConfig, session: aiohttp.ClientSession, db: Database
+    ) -> None:
+        self._config = config
+        self._session = session
+        self._db = db
+
+    async def send_sms(
+        self, ctx: SendContext, sub_account_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        url = (
+            f"{self._config.hosts.sms}/api/v1/subaccounts/{quote(sub_account_id, safe='')}/messages"
+        )
+        recipient = body.get("destination")
+        return await self._send(ctx, "sms", url, sub_account_id, recipient, body)
+
+    async def send_chat(
+        self, ctx: SendContext, sub_account_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        url = f"{self._config.hosts.chatapps}{_subaccount_path(sub_account_id)}/messages"
+        user = body.get("user")
+        recipient = (
+            user.get("msisdn") or user.get("channelUserId") or user.get("lineUserId")
+            if isinstance(user, dict)
+            else None
+        )
+        return await self._send(ctx, "chatapps", url, sub_account_id, recipient, body)
+
+    async def send_voice(
+        self, ctx: SendContext, sub_account_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        url = f"{self._config.hosts.voice}{_subaccount_path(sub_account_id)}/callflows"
+        actions = body.get("callflow") or []
+        for action in actions:
+            params = action.get("params") if isinstance(action, dict) else None
+            if (
+                action.get("action") == "say&capture"
+                and isinstance(params, dict)
+                and not params.get("dtmfCallbackUrl")
+            ):
+                if not self._config.dtmf_callback_url:
+                    raise ChannelError(
+                        "say&capture needs a dtmfCallbackUrl: set RELAYFLOW_PUBLIC_URL so 8x8 can "
+                        "reach this service, or give params.dtmfCallbackUrl."
+                    )
+                params["dtmfCallbackUrl"] = self._config.dtmf_callback_url
+        first = actions[0].get("params", {}) if actions and isinstance(actions[0], dict) else {}
+        recipient = first.get("destination") if isinstance(first, dict) else None
+        return await self._send(ctx, "voice", url, sub_account_id, recipient, body)
+
+    async def _send(
+        self,
+        ctx: SendContext,
+        channel: str,
+        url: str,
+        sub_account_id: str,
+        recipient: Any,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:
+        row_id = await self._record_attempt(ctx, channel, sub_account_id, recipient, body)
+        if isinstance(row_id, dict):
+            return row_id  # answered before a crash: do not send again
+        try:
+            async with self._session.post(
+                url,
+                data=orjson.dumps(body),
+                headers={
+                    "Authorization": f"Bearer {self._config.api_key}",
+                    "Content-Type": "application/json",
+                    "Accept": "application/json",
+                },
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+                allow_redirects=False,
+            ) as response:
+                raw = await response.read()
+                status = response.status
+                retry_after = _retry_after(response)
+        except TimeoutError:
+            raise ChannelError(
+                f"8x8 did not answer within {REQUEST_TIMEOUT_S:g} s.", transient=True
+            ) from None
+        except aiohttp.ClientError as error:
+            raise ChannelError(
+                f"Call failed. {error or type(error).__name__}", transient=True
+            ) from None
+        if status == 429:
+            raise ChannelError(
+                "rate limited by 8x8 (429)", transient=True, retry_after_s=retry_after
+            )
+        if status >= 500:
+            raise ChannelError(
+                _error_message(status, raw), transient=True, retry_after_s=retry_after
+            )
+        if status >= 400:
+            await self._finish(
+                row_id,
+                None,
+                {"httpStatus": status, "body": raw.decode("utf-8", "replace")},
+                "failed",
+            )
+            raise ChannelError(_error_message(status, raw))
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ChannelError(
+                f"8x8 answered {status} with a body that is not JSON.", transient=True
+            ) from None
+        if not isinstance(answer, dict):
+            raise ChannelError(f"8x8 answered {status} with an unexpected body.", transient=True)
+        umid = answer.get("umid") or answer.get("sessionId") or answer.get("uid")
+        state = answer.get("status")
+        label = (
+            state.get("code") or state.get("state")
+            if isinstance(state, dict)
+            else answer.get("sessionStatus") or "sent"
+        )
+        await self._finish(row_id, str(umid) if umid else None, answer, str(label).lower())
+        return answer
+
+    async def _record_attempt(
+        self,
+        ctx: SendContext,
+        channel: str,
+        sub_account_id: str,
+        recipient: Any,
+        body: dict[str, Any],
+    ) -> str | dict[str, Any]:
+        """The row id of this send, or the recorded answer when it was already answered."""
+        async with self._db.transaction() as conn:
+            existing = await message_store.message_for_pointer(conn, ctx.pointer_id)
+            if existing is not None:
+                if existing.response is not None and existing.status != "failed":
+                    return existing.response
+                await conn.execute(
+                    update(messages)
+                    .where(messages.c.pointer_id == ctx.pointer_id)
+                    .values(
+                        request_json=orjson.dumps(body).decode(),
+                        status="sending",
+                        updated_at_ms=ctx.now_ms,
+                    )
+                )
+                return existing.id
+            row_id = str(uuid.uuid4())
+            await message_store.insert_message(
+                conn,
+                MessageRow(
+                    id=row_id,
+                    account_id=ctx.account_id,
+                    instance_id=ctx.instance_id,
+                    pointer_id=ctx.pointer_id,
+                    channel=channel,
+                    provider=self.name,
+                    sub_account_id=sub_account_id,
+                    recipient=str(recipient) if recipient is not None else None,
+                    client_message_id=body.get("clientMessageId") or body.get("clientRequestId"),
+                    request=body,
+                    response=None,
+                    status="sending",
+                    created_at_ms=ctx.now_ms,
+                ),
+            )
+            return row_id
+
+    async def _finish(
+        self, row_id: str, umid: str | None, answer: dict[str, Any], status: str
+    ) -> None:
+        values: dict[str, Any] = {"response_json": orjson.dumps(answer).decode(), "status": status}
+        if umid:
+            values["id"] = umid
+        async with self._db.transaction() as conn:
+            await conn.execute(update(messages).where(messages.c.id == row_id).values(**values))
