@@ -22,6 +22,7 @@ from relayflow.services.definitions import DefinitionService
 from relayflow.services.instances import InstanceService
 from relayflow.services.providers import ProviderService
 from relayflow.services.sandbox import SandboxService
+from relayflow.services.webhooks import WebhookService
 from relayflow.store.database import Database
 
 
@@ -59,6 +60,7 @@ class Runtime:
         self.definitions = DefinitionService(self.db, self.clock, settings.limits)
         self.instances = InstanceService(self.db, self.clock, self.router)
         self.sandbox = SandboxService(self.db, self.clock, self.router)
+        self.webhooks = WebhookService(self.db, self.clock, self.router)
         self.provider_settings = ProviderService(
             self.db, self.clock, self.secretbox, self.providers
         )

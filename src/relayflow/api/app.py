@@ -18,11 +18,13 @@ from relayflow.api.routes import (
     definitions,
     health,
     instances,
+    messages,
     provider,
     sandbox,
     steps,
     triggers,
     usage,
+    webhooks,
 )
 from relayflow.model.definition import DefinitionInput
 
@@ -67,7 +69,17 @@ def create_app(
         BodySizeLimit, max_bytes=context.settings.limits.max_request_body_bytes, clock=context.clock
     )
     app.include_router(health.router)
-    for module in (definitions, instances, triggers, steps, usage, sandbox, provider):
+    for module in (
+        definitions,
+        instances,
+        triggers,
+        steps,
+        usage,
+        sandbox,
+        provider,
+        messages,
+        webhooks,
+    ):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

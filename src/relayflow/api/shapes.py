@@ -14,6 +14,7 @@ from relayflow.clock import iso_from_ms
 from relayflow.store.definitions import DefinitionRow
 from relayflow.store.instance_reads import ErrorRow, EventRow, InstanceRow, LogRow
 from relayflow.store.messages import MessageRow
+from relayflow.store.receipts import Receipt
 
 
 def definition_json(row: DefinitionRow) -> dict[str, Any]:
@@ -151,6 +152,17 @@ def message_json(message: MessageRow) -> dict[str, Any]:
         "workflowId": message.instance_id,
         "stepLogId": message.pointer_id,
         "createdAt": iso_from_ms(message.created_at_ms),
+    }
+
+
+def receipt_json(receipt: Receipt) -> dict[str, Any]:
+    return {
+        "state": receipt.state,
+        "detail": receipt.detail,
+        "errorCode": receipt.error_code,
+        "errorMessage": receipt.error_message,
+        "timestamp": receipt.status_at,
+        "receivedAt": iso_from_ms(receipt.received_at_ms),
     }
 
 

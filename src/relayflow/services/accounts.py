@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 
@@ -150,6 +151,12 @@ class AccountService:
         async with self._db.read() as conn:
             found = await account_store.key_owner(conn, hash_secret(api_key))
         return KeyOwner(*found) if found else None
+
+    async def check_webhook_token(self, account_id: str, token: str) -> bool:
+        """Constant-time check of a webhook token against the account's stored hash."""
+        async with self._db.read() as conn:
+            stored = await account_store.webhook_token_hash(conn, account_id)
+        return stored is not None and hmac.compare_digest(stored, hash_secret(token))
 
     async def authenticate(self, api_key: str) -> str | None:
         """The account an API key belongs to; None for unknown, malformed or revoked keys."""

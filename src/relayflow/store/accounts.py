@@ -128,3 +128,9 @@ async def revoke_api_key(conn: AsyncConnection, key_id: str, now_ms: int) -> boo
         .values(revoked_at_ms=now_ms)
     )
     return result.rowcount == 1
+
+
+async def webhook_token_hash(conn: AsyncConnection, account_id: str) -> str | None:
+    return await conn.scalar(
+        select(accounts.c.webhook_token_hash).where(accounts.c.id == account_id)
+    )

@@ -89,3 +89,12 @@ async def list_messages(
         query = query.where(messages.c.instance_id == instance_id)
     query = query.order_by(messages.c.seq.desc()).limit(limit).offset(offset)
     return [_row(row) for row in await conn.execute(query)]
+
+
+async def get_message(conn: AsyncConnection, account_id: str, umid: str) -> MessageRow | None:
+    row = (
+        await conn.execute(
+            select(messages).where(messages.c.account_id == account_id, messages.c.id == umid)
+        )
+    ).first()
+    return _row(row) if row is not None else None

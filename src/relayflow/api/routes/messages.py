@@ -1,0 +1,58 @@
+"""`/api/v1/accounts/{accountId}/messages` (relayflow extension): what workflows sent, with
+the delivery-receipt history 8x8 reported for each message."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayflow.api.auth import authorized_account
+from relayflow.api.context import context_of
+from relayflow.api.params import limit_param, offset_param
+from relayflow.api.responses import FastJSONResponse
+from relayflow.api.shapes import ERROR_RESPONSES, message_json, receipt_json
+from relayflow.errors import ApiError, ErrorCode
+from relayflow.store import messages as message_store
+from relayflow.store.receipts import receipts_for
+
+router = APIRouter(
+    prefix="/api/v1/accounts/{accountId}/messages", tags=["Messages (relayflow extension)"]
+)
+
+
+@router.get(
+    "",
+    operation_id="list-messages",
+    summary="Sent messages, newest first",
+    responses=ERROR_RESPONSES,
+)
+async def list_messages(
+    request: Request,
+    account_id: str = Depends(authorized_account),
+    limit: int = limit_param(),
+    offset: int = offset_param(),
+    workflowId: str | None = Query(None, max_length=24),
+) -> Response:
+    async with context_of(request).db.read() as conn:
+        rows = await message_store.list_messages(
+            conn, account_id, limit=limit, offset=offset, instance_id=workflowId
+        )
+    return FastJSONResponse([message_json(row) for row in rows])
+
+
+@router.get(
+    "/{umid}",
+    operation_id="get-message",
+    summary="A sent message and its status history",
+    responses=ERROR_RESPONSES,
+)
+async def get_message(
+    request: Request, umid: str, account_id: str = Depends(authorized_account)
+) -> Response:
+    async with context_of(request).db.read() as conn:
+        row = await message_store.get_message(conn, account_id, umid[:64])
+        receipts = await receipts_for(conn, account_id, umid[:64]) if row else []
+    if row is None:
+        raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, f"Message {umid[:64]} not found.")
+    return FastJSONResponse({**message_json(row), "receipts": [receipt_json(r) for r in receipts]})
