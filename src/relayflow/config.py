@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # Reported by GET /usage; None = no quota.
     allowed_workflow_count: int | None = None
     # Worker: instances leased per claim, run concurrently, and the lease length.
-    worker_batch_size: int = 64
+    worker_batch_size: int = 32
     worker_concurrency: int = 32
     worker_lease_seconds: float = 60.0
     worker_poll_seconds: float = 0.25

@@ -28,10 +28,14 @@ from relayflow.store.instances import LeaseLost
 log = structlog.get_logger("relayflow.engine")
 
 
+MIN_SAFE_LEASE_MS = 35_000
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     lease_ms: int = 60_000
-    batch_size: int = 64
+    # No more than run at once: a claimed instance's lease ages while it waits its turn.
+    batch_size: int = 32
     concurrency: int = 32
     poll_interval_s: float = 0.25
 
@@ -58,7 +62,26 @@ class PlanLoader:
 
 
 def new_owner_id() -> str:
-    return f"{socket.gethostname()[:30]}-{os.getpid()}-{secrets.token_hex(3)}"
+    return f"{_host_tag()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def _host_tag() -> str:
+    return socket.gethostname()[:30]
+
+
+def _dead_local_owner(owner: str) -> bool:
+    """True for an owner id of this host whose process no longer exists (killed, crashed)."""
+    # owner = "<host>-<pid>-<random>"; the host part may itself contain dashes.
+    host, _, pid_text = owner.rpartition("-")[0].rpartition("-")
+    if host != _host_tag() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
 
 
 class Worker:
@@ -101,8 +124,30 @@ class Worker:
                 return
         raise RuntimeError("work is still due after max_rounds; a runaway flow?")
 
+    async def release_dead_local_leases(self) -> int:
+        """A restarted process need not wait out the leases of the one it replaces: leases held
+        by processes of this host that no longer exist are released at once."""
+        async with self._db.transaction() as conn:
+            owners = await instance_store.lease_owners(conn, self._clock.now_ms())
+            dead = [owner for owner in owners if _dead_local_owner(owner)]
+            released = await instance_store.release_leases_of(conn, dead) if dead else 0
+        if released:
+            log.info("dead_leases_released", owners=dead, instances=released)
+        return released
+
     async def run_forever(self, stop: asyncio.Event) -> None:
         log.info("worker_started", owner=self.owner)
+        if self._settings.lease_ms < MIN_SAFE_LEASE_MS:
+            log.warning(
+                "short_lease",
+                lease_ms=self._settings.lease_ms,
+                detail="shorter than the slowest side effect (30 s HTTP timeout): another worker "
+                "may repeat a call still in progress",
+            )
+        try:
+            await self.release_dead_local_leases()
+        except Exception:  # an optimisation: never a reason not to start
+            log.exception("lease_recovery_failed")
         while not stop.is_set():
             try:
                 processed = await self.run_once()

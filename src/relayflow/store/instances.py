@@ -376,6 +376,24 @@ async def _take_parked(conn: AsyncConnection, account_id: str, key: str, now_ms:
     return payload
 
 
+async def lease_owners(conn: AsyncConnection, now_ms: int) -> list[str]:
+    rows = await conn.execute(
+        select(instances.c.lease_owner)
+        .where(instances.c.lease_owner.is_not(None), instances.c.lease_until_ms >= now_ms)
+        .distinct()
+    )
+    return [row[0] for row in rows]
+
+
+async def release_leases_of(conn: AsyncConnection, owners: Sequence[str]) -> int:
+    result = await conn.execute(
+        update(instances)
+        .where(instances.c.lease_owner.in_(owners))
+        .values(lease_owner=None, lease_until_ms=None)
+    )
+    return int(result.rowcount or 0)
+
+
 async def release_lease(conn: AsyncConnection, instance_id: str, owner: str) -> None:
     await conn.execute(
         update(instances)
