@@ -1,8 +1,8 @@
 """The runner's view of expressions: inputs, outputs and conditions of one step.
 
-Values without `{{ }}` are handled here in Python, so a step with literal inputs (and a Branch
-with only `null` defaults) never pays for a sandbox hop; everything else goes to the QuickJS
-evaluator in one batch per group.
+Literals, constant conditions and plain property paths are evaluated in Python
+(`engine/fastpath.py`); a group with anything else goes to the QuickJS evaluator in one batch,
+so both give the same results.
 """
 
 from __future__ import annotations
@@ -10,34 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from relayflow.engine import fastpath
 from relayflow.engine.runner import SKIP, Evaluated
 from relayflow.expressions.evaluate import ExpressionEvaluator, Outcome
-
-_CONSTANTS = {"true": True, "false": False}
-
-
-def _has_template(value: Any) -> bool:
-    if isinstance(value, str):
-        return "{{" in value
-    if isinstance(value, dict):
-        return any(_has_template(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_template(item) for item in value)
-    return False
-
-
-def _constant_condition(value: Any) -> bool:
-    """None (default branch), booleans and "true"/"false" need no sandbox; anything else
-    (an expression, or a stray literal the evaluator will reject) does."""
-    return (
-        value is None
-        or isinstance(value, bool)
-        or (isinstance(value, str) and value.strip().lower() in _CONSTANTS)
-    )
-
-
-def _constant(value: Any) -> Any:
-    return _CONSTANTS[value.strip().lower()] if isinstance(value, str) else value
 
 
 def _collect(outcomes: Sequence[Outcome], skip_marker: bool = False) -> Evaluated:
@@ -59,12 +34,14 @@ class SandboxExpressions:
     async def inputs(
         self, inputs: dict[str, Any], conditions: frozenset[str], data: dict[str, Any]
     ) -> Evaluated:
-        if not _has_template(inputs) and all(
-            _constant_condition(inputs.get(k)) for k in conditions
-        ):
-            return Evaluated(
-                [_constant(v) if k in conditions else v for k, v in inputs.items()], []
-            )
+        fast = [
+            fastpath.condition_value(value, data, None)
+            if name in conditions
+            else fastpath.input_value(value, data)
+            for name, value in inputs.items()
+        ]
+        if not any(value is fastpath.NOT_FAST for value in fast):
+            return Evaluated(fast, [])
         jobs = [
             (value, "condition" if name in conditions else "input")
             for name, value in inputs.items()
@@ -74,15 +51,17 @@ class SandboxExpressions:
     async def outputs(
         self, outputs: dict[str, Any], data: dict[str, Any], step: dict[str, Any]
     ) -> Evaluated:
-        if not _has_template(outputs):
-            return Evaluated([SKIP] * len(outputs), [])
+        fast = [fastpath.output_value(value, data, step) for value in outputs.values()]
+        if not any(value is fastpath.NOT_FAST for value in fast):
+            return Evaluated([SKIP if v is fastpath.SKIP_OUTPUT else v for v in fast], [])
         jobs = [(value, "output") for value in outputs.values()]
         return _collect(await self._evaluator.evaluate(jobs, data, step), skip_marker=True)
 
     async def conditions(
         self, conditions: list[Any], data: dict[str, Any], step: dict[str, Any]
     ) -> Evaluated:
-        if all(_constant_condition(value) for value in conditions):
-            return Evaluated([_constant(value) for value in conditions], [])
+        fast = [fastpath.condition_value(value, data, step) for value in conditions]
+        if not any(value is fastpath.NOT_FAST for value in fast):
+            return Evaluated(fast, [])
         jobs = [(value, "condition") for value in conditions]
         return _collect(await self._evaluator.evaluate(jobs, data, step))

@@ -176,8 +176,9 @@ class Runner:
         inputs: dict[str, Any] = pointer.state.get("inputs", {})
         if resume is Resume.START and step.side_effect:
             pointer.attempt += 1
-            pointer.wake_at_ms = now  # if this worker dies mid-call, the step is due again
-            await checkpoint(state)
+            if step.checkpoint_before_run:
+                pointer.wake_at_ms = now  # if this worker dies mid-call, the step is due again
+                await checkpoint(state)
         context = StepContext(
             node=node,
             inputs=inputs,

@@ -1,30 +1,39 @@
 """One `Database` for both dialects; the differences sit in a few named hooks here.
 
-SQLite runs in WAL mode with `BEGIN IMMEDIATE` transactions (one writer at a time, no
-"database is locked" upgrades mid-transaction); PostgreSQL uses asyncpg. Users write plain
-URLs (`sqlite:///./relayflow.db`, `postgresql://user@host/db`); the async driver is chosen here.
+PostgreSQL runs on asyncpg through SQLAlchemy's async engine. SQLite runs *inline*: its
+statements take 10-50 µs on a local file, while handing each one to aiosqlite's thread costs
+~0.4 ms (spec/tech-stack-measurements.md §3), so a synchronous pysqlite connection is driven
+directly from the event loop behind the same async interface the store code uses. Writers of
+the process take turns on an asyncio lock and `BEGIN IMMEDIATE` (SQLite admits one writer; WAL
+lets readers go on); readers use deferred transactions. Users write plain URLs
+(`sqlite:///./relayflow.db`, `postgresql://user@host/db`); drivers are chosen here.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from relayflow.store.migrations import upgrade_to_head
 
 _DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
-    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+pysqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
+    "sqlite+aiosqlite": "sqlite+pysqlite",
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
+# Another process (the CLI, a second server) may hold SQLite's write lock for a moment; an
+# inline wait blocks this process's event loop, so keep it short and fail clearly instead.
+SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
 class DatabaseUrlError(ValueError):
@@ -32,7 +41,7 @@ class DatabaseUrlError(ValueError):
 
 
 def async_url(url: str) -> URL:
-    """Map a user-facing URL to the async driver URL, or explain what is supported."""
+    """Map a user-facing URL to the driver URL, or explain what is supported."""
     try:
         parsed = make_url(url)
     except Exception as error:  # sqlalchemy raises ArgumentError with a terse message
@@ -50,49 +59,110 @@ def async_url(url: str) -> URL:
     return parsed.set(drivername=driver)
 
 
+class InlineConnection:
+    """The slice of `AsyncConnection` the store uses, over a synchronous connection: each
+    awaited call completes without suspending, so a transaction never yields the loop."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    @property
+    def dialect(self) -> Any:
+        return self._connection.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._connection.execute(statement, parameters, **kwargs)
+
+    async def scalar(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._connection.scalar(statement, parameters, **kwargs)
+
+    async def scalars(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        return self._connection.scalars(statement, parameters, **kwargs)
+
+    async def exec_driver_sql(self, statement: str, parameters: Any = None) -> Any:
+        return self._connection.exec_driver_sql(statement, parameters)
+
+    async def run_sync(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return function(self._connection, *args, **kwargs)
+
+
 class Database:
-    """An async engine plus the dialect hooks the rest of the store relies on."""
+    """The engine plus the dialect hooks the rest of the store relies on."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = async_url(url)
         self.dialect = "sqlite" if self.url.drivername.startswith("sqlite") else "postgresql"
-        options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
+        self._write_lock = asyncio.Lock()
+        self._sqlite: Engine | None = None
+        self._postgres: AsyncEngine | None = None
         if self.dialect == "sqlite":
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
-            options["connect_args"] = {"timeout": 30}
+            self._sqlite = create_engine(
+                self.url,
+                echo=echo,
+                hide_parameters=True,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            )
+            _configure_sqlite(self._sqlite)
         else:
-            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-        self.engine: AsyncEngine = create_async_engine(self.url, **options)
-        if self.dialect == "sqlite":
-            _configure_sqlite(self.engine)
+            self._postgres = create_async_engine(
+                self.url,
+                echo=echo,
+                hide_parameters=True,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+            )
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    def transaction(self) -> Any:
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """`async with db.transaction() as conn:` — one atomic unit of work."""
-        return self.engine.begin()
+        if self._postgres is not None:
+            async with self._postgres.begin() as connection:
+                yield connection
+            return
+        assert self._sqlite is not None
+        async with self._write_lock:
+            with self._sqlite.begin() as connection:
+                yield cast(AsyncConnection, InlineConnection(connection))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as connection:
-            yield connection
+        """A read-only unit: on SQLite a deferred transaction, which in WAL mode neither waits
+        for nor blocks the writer."""
+        if self._postgres is not None:
+            async with self._postgres.connect() as connection:
+                yield connection
+            return
+        assert self._sqlite is not None
+        with self._sqlite.connect() as connection:
+            connection.execution_options(relayflow_read=True)
+            yield cast(AsyncConnection, InlineConnection(connection))
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (safe to call from several processes)."""
-        async with self.engine.begin() as connection:
-            if self.dialect == "postgresql":
+        if self._postgres is not None:
+            async with self._postgres.begin() as connection:
                 # Serialise concurrent `serve`/`worker` start-ups on one database.
                 await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7146430002)")
+                await connection.run_sync(upgrade_to_head)
+            return
+        async with self.transaction() as connection:
             await connection.run_sync(upgrade_to_head)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self._postgres is not None:
+            await self._postgres.dispose()
+        if self._sqlite is not None:
+            self._sqlite.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_connection.isolation_level = None
@@ -100,12 +170,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         for pragma in (
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",
-            "PRAGMA busy_timeout=30000",
+            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
             "PRAGMA foreign_keys=ON",
         ):
             cursor.execute(pragma)
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the write lock up front (no deadlock-prone lock upgrades); readers defer.
+        if connection.get_execution_options().get("relayflow_read"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")

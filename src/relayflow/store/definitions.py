@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.store.tables import definitions
@@ -222,6 +222,31 @@ async def get_any_version(
     return _row(row) if row is not None else None
 
 
+def _triggered(for_subaccount: bool) -> Any:
+    sub_condition: ColumnElement[bool] = definitions.c.sub_account_id.is_(None)
+    if for_subaccount:
+        sub_condition = or_(
+            sub_condition, definitions.c.sub_account_id == bindparam("sub_account_id")
+        )
+    return (
+        select(*_COLUMNS)
+        .where(
+            definitions.c.account_id == bindparam("account_id"),
+            definitions.c.trigger == bindparam("trigger"),
+            definitions.c.status == "enabled",
+            definitions.c.is_latest.is_(True),
+            definitions.c.deleted_at_ms.is_(None),
+            sub_condition,
+        )
+        .order_by(definitions.c.created_at_ms, definitions.c.id)
+    )
+
+
+# Built once: the router looks these up for every inbound event.
+_TRIGGERED_ANY_SUB = _triggered(for_subaccount=False)
+_TRIGGERED_FOR_SUB = _triggered(for_subaccount=True)
+
+
 async def enabled_for_trigger(
     conn: AsyncConnection, account_id: str, trigger: str, sub_account_id: str | None
 ) -> list[DefinitionRow]:
@@ -230,19 +255,8 @@ async def enabled_for_trigger(
     A definition without subAccountId matches any subaccount; one with a subAccountId only
     events of that subaccount. An event without a subaccount matches only the former.
     """
-    sub_condition: ColumnElement[bool] = definitions.c.sub_account_id.is_(None)
-    if sub_account_id is not None:
-        sub_condition = or_(sub_condition, definitions.c.sub_account_id == sub_account_id)
+    statement = _TRIGGERED_ANY_SUB if sub_account_id is None else _TRIGGERED_FOR_SUB
     rows = await conn.execute(
-        select(*_COLUMNS)
-        .where(
-            definitions.c.account_id == account_id,
-            definitions.c.trigger == trigger,
-            definitions.c.status == "enabled",
-            definitions.c.is_latest.is_(True),
-            definitions.c.deleted_at_ms.is_(None),
-            sub_condition,
-        )
-        .order_by(definitions.c.created_at_ms, definitions.c.id)
+        statement, {"account_id": account_id, "trigger": trigger, "sub_account_id": sub_account_id}
     )
     return [_row(row) for row in rows]

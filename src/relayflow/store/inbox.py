@@ -11,6 +11,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from relayflow.store.tables import inbox
 
 
+def _insert_statement(dialect: str) -> Any:
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return dialect_insert(inbox).on_conflict_do_nothing(
+        index_elements=[inbox.c.account_id, inbox.c.dedupe_key]
+    )
+
+
+# Built once per dialect: the router runs this for every inbound event.
+_INSERTS = {dialect: _insert_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 async def record_event(
     conn: AsyncConnection,
     event_id: str,
@@ -21,19 +32,15 @@ async def record_event(
     now_ms: int,
 ) -> bool:
     """Store the event as processed-now; False if an event with this dedupe key exists."""
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        dialect_insert(inbox)
-        .values(
-            id=event_id,
-            account_id=account_id,
-            kind=kind,
-            dedupe_key=dedupe_key,
-            payload_json=orjson.dumps(payload).decode(),
-            received_at_ms=now_ms,
-            processed_at_ms=now_ms,
-        )
-        .on_conflict_do_nothing(index_elements=[inbox.c.account_id, inbox.c.dedupe_key])
-    )
-    result = await conn.execute(statement)
+    statement = _INSERTS[conn.dialect.name]
+    values = {
+        "id": event_id,
+        "account_id": account_id,
+        "kind": kind,
+        "dedupe_key": dedupe_key,
+        "payload_json": orjson.dumps(payload).decode(),
+        "received_at_ms": now_ms,
+        "processed_at_ms": now_ms,
+    }
+    result = await conn.execute(statement, values)
     return result.rowcount == 1

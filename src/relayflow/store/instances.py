@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.engine.state import (
@@ -56,25 +56,93 @@ async def lock_instance(conn: AsyncConnection, instance_id: str) -> Any:
     return (await conn.execute(query)).first()
 
 
+# Hot-path statements are built once: SQLAlchemy then reuses their compiled form instead of
+# rebuilding and re-keying a statement per call (most of the CPU of a transition, measured).
+_NEXT_RUN = (
+    select(
+        func.min(
+            case(
+                (
+                    or_(pointers.c.status == PENDING, pointers.c.event_json.is_not(None)),
+                    bindparam("now", type_=BigInteger),
+                ),
+                else_=pointers.c.wake_at_ms,
+            )
+        )
+    )
+    .where(
+        pointers.c.instance_id == bindparam("instance_id"),
+        pointers.c.status.in_(ACTIVE_POINTER_STATUSES),
+    )
+    .scalar_subquery()
+)
+_REFRESH_NEXT_RUN = (
+    update(instances)
+    .where(instances.c.id == bindparam("instance_id"))
+    .values(next_run_at_ms=_NEXT_RUN)
+)
+_SELECT_INSTANCE = select(instances).where(instances.c.id == bindparam("instance_id"))
+_SELECT_ACTIVE_POINTERS = (
+    select(pointers)
+    .where(
+        pointers.c.instance_id == bindparam("instance_id"),
+        pointers.c.status.in_(ACTIVE_POINTER_STATUSES),
+    )
+    .order_by(pointers.c.seq)
+)
+_MAX_SEQ = select(func.max(pointers.c.seq)).where(
+    pointers.c.instance_id == bindparam("instance_id")
+)
+_INSERT_POINTERS = insert(pointers)
+_INSERT_INSTANCES = insert(instances)
+_INSERT_EVENTS = insert(instance_events)
+_UPDATE_POINTER = (
+    update(pointers)
+    .where(pointers.c.id == bindparam("pointer_id"))
+    .values(
+        status=bindparam("p_status"),
+        started_at_ms=bindparam("p_started"),
+        completed_at_ms=bindparam("p_completed"),
+        wake_at_ms=bindparam("p_wake"),
+        event_key=bindparam("p_event_key"),
+        state_json=bindparam("p_state"),
+        attempt=bindparam("p_attempt"),
+    )
+)
+_SAVE_VALUES = {
+    "data_json": bindparam("data_json"),
+    "completed_at_ms": bindparam("completed_at_ms"),
+    "executions": bindparam("executions"),
+    "lease_owner": bindparam("new_owner"),
+    "lease_until_ms": bindparam("lease_until"),
+    "next_run_at_ms": _NEXT_RUN,
+}
+_SAVE_WHERE = (
+    instances.c.id == bindparam("instance_id"),
+    instances.c.lease_owner == bindparam("owner"),
+    instances.c.status != TERMINATED,
+)
+# A Runnable instance suspended by the API during the sprint stays suspended.
+_SAVE_RUNNABLE = (
+    update(instances)
+    .where(*_SAVE_WHERE)
+    .values(
+        status=case((instances.c.status == SUSPENDED, SUSPENDED), else_=RUNNABLE), **_SAVE_VALUES
+    )
+    .returning(instances.c.status)
+)
+_SAVE_FINAL = (
+    update(instances)
+    .where(*_SAVE_WHERE)
+    .values(status=bindparam("new_status"), **_SAVE_VALUES)
+    .returning(instances.c.status)
+)
+
+
 async def refresh_next_run(conn: AsyncConnection, instance_id: str, now_ms: int) -> None:
     """Derive `next_run_at_ms` from the pointers: now for pending work or delivered events,
     else the earliest wake-up; NULL when nothing is due."""
-    due = func.min(
-        case(
-            (or_(pointers.c.status == PENDING, pointers.c.event_json.is_not(None)), now_ms),
-            else_=pointers.c.wake_at_ms,
-        )
-    )
-    subquery = (
-        select(due)
-        .where(
-            pointers.c.instance_id == instance_id, pointers.c.status.in_(ACTIVE_POINTER_STATUSES)
-        )
-        .scalar_subquery()
-    )
-    await conn.execute(
-        update(instances).where(instances.c.id == instance_id).values(next_run_at_ms=subquery)
-    )
+    await conn.execute(_REFRESH_NEXT_RUN, {"instance_id": instance_id, "now": now_ms})
 
 
 # --- starting --------------------------------------------------------------------------------
@@ -97,7 +165,7 @@ async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) ->
     if not new:
         return
     await conn.execute(
-        insert(instances),
+        _INSERT_INSTANCES,
         [
             {
                 "id": item.id,
@@ -116,7 +184,7 @@ async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) ->
         ],
     )
     await conn.execute(
-        insert(pointers),
+        _INSERT_POINTERS,
         [
             {
                 "id": item.first_pointer_id,
@@ -131,7 +199,7 @@ async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) ->
         ],
     )
     await conn.execute(
-        insert(instance_events),
+        _INSERT_EVENTS,
         [
             {"instance_id": item.id, "type": "instance_started", "at_ms": item.now_ms}
             for item in new
@@ -191,16 +259,10 @@ async def load_state(
     """Load a leased instance with its active pointers. Waits whose timeout has passed lose
     their subscription here, so the router cannot also deliver to them; a wait the router
     reached first keeps its event."""
-    row = (await conn.execute(select(instances).where(instances.c.id == instance_id))).first()
+    row = (await conn.execute(_SELECT_INSTANCE, {"instance_id": instance_id})).first()
     if row is None or row.lease_owner != owner:
         raise LeaseLost(instance_id)
-    pointer_rows = await conn.execute(
-        select(pointers)
-        .where(
-            pointers.c.instance_id == instance_id, pointers.c.status.in_(ACTIVE_POINTER_STATUSES)
-        )
-        .order_by(pointers.c.seq)
-    )
+    pointer_rows = await conn.execute(_SELECT_ACTIVE_POINTERS, {"instance_id": instance_id})
     loaded = {p.id: p for p in map(_pointer, pointer_rows)}
     for pointer in loaded.values():
         if pointer.event_key and not pointer.has_event and (pointer.wake_at_ms or 0) <= now_ms:
@@ -213,9 +275,7 @@ async def load_state(
                 )
                 if event_json is not None:
                     pointer.has_event, pointer.event = True, orjson.loads(event_json)
-    next_seq = await conn.scalar(
-        select(func.max(pointers.c.seq)).where(pointers.c.instance_id == instance_id)
-    )
+    next_seq = await conn.scalar(_MAX_SEQ, {"instance_id": instance_id})
     return InstanceState(
         id=row.id,
         account_id=row.account_id,
@@ -233,6 +293,19 @@ async def load_state(
 
 
 # --- saving ----------------------------------------------------------------------------------
+
+
+def _pointer_changes(pointer: PointerState) -> dict[str, Any]:
+    values = _pointer_values(pointer)
+    return {
+        "status": values["status"],
+        "started": values["started_at_ms"],
+        "completed": values["completed_at_ms"],
+        "wake": values["wake_at_ms"],
+        "event_key": values["event_key"],
+        "state": values["state_json"],
+        "attempt": values["attempt"],
+    }
 
 
 def _pointer_values(pointer: PointerState) -> dict[str, Any]:
@@ -262,16 +335,16 @@ async def save_state(
     (checkpoint). Returns True when a parked event was handed to a new wait: the lease is then
     kept, and the caller should run the sprint on.
     """
-    current = await lock_instance(conn, state.id)
-    if current is None or current.lease_owner != owner or current.status == TERMINATED:
-        raise LeaseLost(state.id)
-    status = state.status
-    if current.status == SUSPENDED and status == RUNNABLE:
-        status = SUSPENDED  # suspended by the API during the sprint: keep it
+    if conn.dialect.name == "postgresql":
+        # Lock the instance before its pointers, in the router's order (no deadlocks). SQLite
+        # has one writer at a time; there the final UPDATE's WHERE does the checking.
+        current = await lock_instance(conn, state.id)
+        if current is None or current.lease_owner != owner or current.status == TERMINATED:
+            raise LeaseLost(state.id)
     new_rows = [p for p in state.pointers.values() if p.new]
     if new_rows:
         await conn.execute(
-            insert(pointers),
+            _INSERT_POINTERS,
             [
                 {
                     "id": p.id,
@@ -284,13 +357,15 @@ async def save_state(
                 for p in new_rows
             ],
         )
-    for pointer in state.pointers.values():
-        if pointer.dirty and not pointer.new:
-            await conn.execute(
-                update(pointers)
-                .where(pointers.c.id == pointer.id)
-                .values(**_pointer_values(pointer))
-            )
+    changed = [p for p in state.pointers.values() if p.dirty and not p.new]
+    if changed:
+        await conn.execute(
+            _UPDATE_POINTER,
+            [
+                {"pointer_id": p.id, **{f"p_{k}": v for k, v in _pointer_changes(p).items()}}
+                for p in changed
+            ],
+        )
     if state.unsubscribe:
         await conn.execute(
             delete(subscriptions).where(subscriptions.c.pointer_id.in_(state.unsubscribe))
@@ -327,7 +402,7 @@ async def save_state(
         )
     if state.events:
         await conn.execute(
-            insert(instance_events),
+            _INSERT_EVENTS,
             [
                 {
                     "instance_id": state.id,
@@ -339,20 +414,26 @@ async def save_state(
                 for kind, step, at, detail in state.events
             ],
         )
-    await conn.execute(
-        update(instances)
-        .where(instances.c.id == state.id)
-        .values(
-            status=status,
-            data_json=_dumps(state.data),
-            completed_at_ms=state.completed_at_ms,
-            executions=state.executions,
-            lease_owner=None if release and not delivered else owner,
-            lease_until_ms=None if release and not delivered else lease_until_ms,
-        )
-    )
-    await refresh_next_run(conn, state.id, now_ms)
-    state.status = status
+    keep_lease = not release or delivered
+    parameters = {
+        "instance_id": state.id,
+        "owner": owner,
+        "now": now_ms,
+        "data_json": _dumps(state.data),
+        "completed_at_ms": state.completed_at_ms,
+        "executions": state.executions,
+        "new_owner": owner if keep_lease else None,
+        "lease_until": lease_until_ms if keep_lease else None,
+    }
+    if state.status == RUNNABLE:
+        written = (await conn.execute(_SAVE_RUNNABLE, parameters)).first()
+    else:
+        written = (
+            await conn.execute(_SAVE_FINAL, {**parameters, "new_status": state.status})
+        ).first()
+    if written is None:
+        raise LeaseLost(state.id)  # terminated or taken over meanwhile: roll everything back
+    state.status = written[0]
     return delivered
 
 
@@ -412,6 +493,23 @@ class Delivery:
     step_id: str
 
 
+_SUBSCRIBERS = (
+    select(
+        subscriptions.c.pointer_id,
+        subscriptions.c.instance_id,
+        instances.c.definition_id,
+        pointers.c.step_id,
+    )
+    .join(instances, instances.c.id == subscriptions.c.instance_id)
+    .join(pointers, pointers.c.id == subscriptions.c.pointer_id)
+    .where(
+        subscriptions.c.account_id == bindparam("account_id"),
+        subscriptions.c.event_key.in_(bindparam("keys", expanding=True)),
+    )
+    .order_by(subscriptions.c.created_at_ms)
+)
+
+
 async def deliver_event(
     conn: AsyncConnection,
     account_id: str,
@@ -423,20 +521,7 @@ async def deliver_event(
     """Hand an inbound event to every wait subscribed to one of `keys` (each wait once)."""
     if not keys:
         return []
-    rows = (
-        await conn.execute(
-            select(
-                subscriptions.c.pointer_id,
-                subscriptions.c.instance_id,
-                instances.c.definition_id,
-                pointers.c.step_id,
-            )
-            .join(instances, instances.c.id == subscriptions.c.instance_id)
-            .join(pointers, pointers.c.id == subscriptions.c.pointer_id)
-            .where(subscriptions.c.account_id == account_id, subscriptions.c.event_key.in_(keys))
-            .order_by(subscriptions.c.created_at_ms)
-        )
-    ).all()
+    rows = (await conn.execute(_SUBSCRIBERS, {"account_id": account_id, "keys": list(keys)})).all()
     payload_json = _dumps(payload)
     deliveries: list[Delivery] = []
     for row in rows:

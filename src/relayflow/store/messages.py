@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.store.tables import messages
@@ -47,29 +47,34 @@ def _row(row: Any) -> MessageRow:
     )
 
 
+_BY_POINTER = select(messages).where(messages.c.pointer_id == bindparam("pointer_id"))
+_INSERT = messages.insert()
+
+
 async def message_for_pointer(conn: AsyncConnection, pointer_id: str) -> MessageRow | None:
-    row = (await conn.execute(select(messages).where(messages.c.pointer_id == pointer_id))).first()
+    row = (await conn.execute(_BY_POINTER, {"pointer_id": pointer_id})).first()
     return _row(row) if row is not None else None
 
 
 async def insert_message(conn: AsyncConnection, message: MessageRow) -> None:
     await conn.execute(
-        messages.insert().values(
-            id=message.id,
-            account_id=message.account_id,
-            instance_id=message.instance_id,
-            pointer_id=message.pointer_id,
-            channel=message.channel,
-            provider=message.provider,
-            sub_account_id=message.sub_account_id,
-            recipient=message.recipient,
-            client_message_id=message.client_message_id,
-            request_json=orjson.dumps(message.request).decode(),
-            response_json=orjson.dumps(message.response).decode() if message.response else None,
-            status=message.status,
-            created_at_ms=message.created_at_ms,
-            updated_at_ms=message.created_at_ms,
-        )
+        _INSERT,
+        {
+            "id": message.id,
+            "account_id": message.account_id,
+            "instance_id": message.instance_id,
+            "pointer_id": message.pointer_id,
+            "channel": message.channel,
+            "provider": message.provider,
+            "sub_account_id": message.sub_account_id,
+            "recipient": message.recipient,
+            "client_message_id": message.client_message_id,
+            "request_json": orjson.dumps(message.request).decode(),
+            "response_json": orjson.dumps(message.response).decode() if message.response else None,
+            "status": message.status,
+            "created_at_ms": message.created_at_ms,
+            "updated_at_ms": message.created_at_ms,
+        },
     )
 
 

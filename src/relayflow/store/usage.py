@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,19 +17,26 @@ def month_of(now_ms: int) -> tuple[int, int]:
     return moment.year, moment.month
 
 
+def _upsert(dialect: str) -> Any:
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = dialect_insert(usage)
+    return statement.on_conflict_do_update(
+        index_elements=[usage.c.account_id, usage.c.year, usage.c.month],
+        set_={"started": usage.c.started + bindparam("add", type_=Integer)},
+    )
+
+
+_UPSERTS = {dialect: _upsert(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 async def count_started(conn: AsyncConnection, account_id: str, count: int, now_ms: int) -> None:
     if count <= 0:
         return
     year, month = month_of(now_ms)
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = dialect_insert(usage).values(
-        account_id=account_id, year=year, month=month, started=count
+    await conn.execute(
+        _UPSERTS[conn.dialect.name],
+        {"account_id": account_id, "year": year, "month": month, "started": count, "add": count},
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=[usage.c.account_id, usage.c.year, usage.c.month],
-        set_={"started": usage.c.started + count},
-    )
-    await conn.execute(statement)
 
 
 async def monthly(conn: AsyncConnection, account_id: str) -> list[tuple[int, int, int]]:

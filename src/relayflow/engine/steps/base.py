@@ -44,8 +44,11 @@ class StepError(Exception):
 
 class StepType(ABC):
     name: ClassVar[str]
-    # Checkpoint (record the attempt) before the first run: the step talks to the world.
+    # The step talks to the world: its attempts are counted and transient failures retried.
     side_effect: ClassVar[bool] = False
+    # Write the instance (inputs, attempt) before calling out. Messaging steps need not: their
+    # provider records each send, keyed by the step execution, before the call.
+    checkpoint_before_run: ClassVar[bool] = False
     # Inputs evaluated as conditions (JavaScript truthiness) instead of values.
     condition_inputs: ClassVar[frozenset[str]] = frozenset()
 

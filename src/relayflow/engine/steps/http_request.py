@@ -44,6 +44,7 @@ def _timeout(ctx: StepContext) -> float:
 class HttpRequest(StepType):
     name = "HttpRequest"
     side_effect = True
+    checkpoint_before_run = True  # nothing else remembers an HTTP call was under way
 
     async def run(self, ctx: StepContext) -> Decision:
         url = text_input(ctx, "url")
