@@ -1,8 +1,9 @@
 """Evaluate a step's `{{ }}` templates: the API the engine calls (DESIGN.md §5 "Scope").
 
 A batch is every expression one step needs at one moment (its inputs, or its outputs and
-successor conditions). The whole batch shares ONE fresh sandbox, created lazily (a batch without
-expressions never starts QuickJS) and dropped at the end, so nothing leaks between batches.
+successor conditions): one executor hop. Each expression runs in a FRESH sandbox, created only
+when needed (a batch without expressions never starts QuickJS), so nothing one expression does
+can be seen by another, not even within a step.
 
 Three kinds of job, because 8x8 treats them differently:
 - "input": any JSON; strings are templates, objects/arrays are evaluated recursively. Every
@@ -114,13 +115,17 @@ class _Session:
         problem = forbidden_construct(source)
         if problem is not None:
             raise _Failure.expression(source, problem)
+        # A fresh realm per expression: an expression that gets past the whitelist and mutates
+        # what it can reach (`data`, `Math`, `RegExp.prototype`, ...) cannot change what the
+        # next expression, even of the same step, sees (DESIGN.md §5).
         try:
-            if self._sandbox is None:
-                self._sandbox = Sandbox(self._data_json, self._step_json, serialized=True)
+            self._sandbox = Sandbox(self._data_json, self._step_json, serialized=True)
             return self._sandbox.run(source, mode)
         except SandboxError as error:
             tolerant = isinstance(error, ScriptError) and bool(_TOLERANT_READ.match(error.message))
             raise _Failure.expression(source, error.message, tolerant=tolerant) from None
+        finally:
+            self.close()
 
     def close(self) -> None:
         if self._sandbox is not None:
