@@ -329,6 +329,7 @@ async def test_exactly_8x8s_name_error(client, tenant: Tenant) -> None:
         (b'{"a": NaN}', "not valid JSON"),
         (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
         (b'{"x": ' + b"[" * 150 + b"]" * 150 + b"}", "nested"),
+        (b'{"trigger": "inbound_sms\\u0000"}', "NUL"),
     ],
 )
 async def test_malformed_bodies_are_400(
@@ -389,3 +390,11 @@ async def test_health_and_unknown_routes(client, tenant: Tenant) -> None:
     assert_error(
         await client.patch(f"{tenant.base}/definitions", headers=tenant.headers), 405, 1305
     )
+
+
+@pytest.mark.parametrize(
+    "path", ["/definitions/abc%00", "/definitions?limit=1%00", "/definitions/x?version=%00"]
+)
+async def test_nul_in_urls_is_400(client, tenant: Tenant, path: str) -> None:
+    response = await client.get(f"{tenant.base}{path}", headers=tenant.headers)
+    assert_error(response, 400, 1003)

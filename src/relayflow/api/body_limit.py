@@ -27,6 +27,13 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"").lower():
+            # PostgreSQL cannot store or compare NUL in text: refuse it before any handler.
+            await self._reject(
+                send,
+                ApiError(ErrorCode.INVALID_PARAMETER, "NUL characters are not allowed in URLs."),
+            )
+            return
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -34,7 +41,7 @@ class BodySizeLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
-                    await self._reject(send)
+                    await self._reject(send, self._too_large())
                     return
         received = 0
         response_started = False
@@ -58,18 +65,20 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await self._reject(send)
+                await self._reject(send, self._too_large())
 
     def _message(self) -> str:
         return f"Request body is larger than {self.max_bytes} bytes."
 
-    async def _reject(self, send: Send) -> None:
-        error = ApiError(ErrorCode.PAYLOAD_TOO_LARGE, self._message())
+    def _too_large(self) -> ApiError:
+        return ApiError(ErrorCode.PAYLOAD_TOO_LARGE, self._message())
+
+    async def _reject(self, send: Send, error: ApiError) -> None:
         body = orjson.dumps(error_body(error, new_error_id(), self.clock.now_ms()))
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": error.http_status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

@@ -191,6 +191,8 @@ class Router:
             )
         data = dict(body)
         data["accountId"] = account_id
+        # `data.subAccountId` names the trigger's subaccount; a body cannot claim another one.
+        data.pop("subAccountId", None)
         if sub_account_id is not None:
             data["subAccountId"] = sub_account_id
         data["triggeredAt"] = iso_from_ms(now)
