@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hmac
 import re
+import time
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -60,10 +62,25 @@ class NewKey:
         return {"accountId": self.account_id, "keyId": self.key_id, "apiKey": self.api_key}
 
 
+CREDENTIAL_CACHE_S = 2.0
+MAX_CACHED = 10_000
+T = TypeVar("T")
+
+
+def _remember(cache: dict[str, tuple[float, T]], key: str, value: T) -> None:
+    if len(cache) >= MAX_CACHED:
+        cache.clear()  # bounded: guessed keys must not grow memory
+    cache[key] = (time.monotonic() + CREDENTIAL_CACHE_S, value)
+
+
 class AccountService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        # Every request authenticates: remember lookups briefly (by hash, never the secret).
+        # Revocation applies at once in this process and within CREDENTIAL_CACHE_S elsewhere.
+        self._keys: dict[str, tuple[float, KeyOwner | None]] = {}
+        self._tokens: dict[str, tuple[float, str | None]] = {}
 
     async def create(self, account_id: str, provider: str = "sandbox") -> NewAccount:
         if not ACCOUNT_ID_PATTERN.match(account_id):
@@ -143,19 +160,31 @@ class AccountService:
         async with self._db.transaction() as conn:
             if not await account_store.revoke_api_key(conn, key_id, self._clock.now_ms()):
                 raise AccountError(f"No active API key with id '{key_id}'.")
+        self._keys.clear()
 
     async def identify(self, api_key: str) -> KeyOwner | None:
         """Who an API key belongs to; None for unknown, malformed or revoked keys."""
         if key_id_of(api_key) is None:
             return None
+        digest = hash_secret(api_key)
+        cached = self._keys.get(digest)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         async with self._db.read() as conn:
-            found = await account_store.key_owner(conn, hash_secret(api_key))
-        return KeyOwner(*found) if found else None
+            found = await account_store.key_owner(conn, digest)
+        owner = KeyOwner(*found) if found else None
+        _remember(self._keys, digest, owner)
+        return owner
 
     async def check_webhook_token(self, account_id: str, token: str) -> bool:
         """Constant-time check of a webhook token against the account's stored hash."""
-        async with self._db.read() as conn:
-            stored = await account_store.webhook_token_hash(conn, account_id)
+        cached = self._tokens.get(account_id)
+        if cached is not None and cached[0] > time.monotonic():
+            stored = cached[1]
+        else:
+            async with self._db.read() as conn:
+                stored = await account_store.webhook_token_hash(conn, account_id)
+            _remember(self._tokens, account_id, stored)
         return stored is not None and hmac.compare_digest(stored, hash_secret(token))
 
     async def authenticate(self, api_key: str) -> str | None:
