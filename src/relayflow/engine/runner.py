@@ -90,6 +90,17 @@ class Expressions(Protocol):
 
 SKIP = object()  # an output without {{ }}: declared, not written (DESIGN.md §5)
 
+
+def successor_id(predecessor_id: str, step_id: str, index: int) -> str:
+    """A step execution's id, derived from the one that started it.
+
+    If a sprint's final write fails after a send (database restart, lost lease), the rerun
+    creates the same successors with the same ids, so providers recognise sends already made
+    for them (one per step execution) and `clientMessageId`s stay the same.
+    """
+    return str(uuid.uuid5(uuid.UUID(predecessor_id), f"{index}:{step_id}"))
+
+
 Checkpoint = Callable[[InstanceState], Awaitable[None]]
 
 
@@ -221,8 +232,10 @@ class Runner:
             case StartBranches(step_ids=step_ids):
                 pointer.status, pointer.wake_at_ms = RUNNING, None
                 pointer.state["container"] = True
-                for step_id in step_ids:
-                    state.add_pointer(str(uuid.uuid4()), step_id, pointer.id)
+                for index, step_id in enumerate(step_ids):
+                    state.add_pointer(
+                        successor_id(pointer.id, f"do:{step_id}", index), step_id, pointer.id
+                    )
                 state.record("branches_started", node.id, now, {"steps": list(step_ids)})
             case Fault(message=message):
                 self._fault(state, pointer, message)
@@ -288,8 +301,8 @@ class Runner:
         pointer.wake_at_ms = None
         pointer.state.pop("container", None)
         state.record("step_completed", node.id, now, {"status": pointer.status, "next": targets})
-        for target in targets:
-            state.add_pointer(str(uuid.uuid4()), target, pointer.parent_id)
+        for index, target in enumerate(targets):
+            state.add_pointer(successor_id(pointer.id, target, index), target, pointer.parent_id)
 
     def _fault(self, state: InstanceState, pointer: PointerState, message: str) -> None:
         """A fault fails the step and terminates the instance, cancelling everything else."""
