@@ -28,6 +28,7 @@ class ErrorCode(IntEnum):
     PAYLOAD_TOO_LARGE = 1400
     RATE_LIMITED = 1429
     INTERNAL_ERROR = 2000
+    UNAVAILABLE = 2001
     # Definition validation: one code per rule.
     NAME_REQUIRED = 5001
     INVALID_TRIGGER = 5002
@@ -77,6 +78,10 @@ ERROR_INFO: dict[ErrorCode, ErrorInfo] = {
     ),
     ErrorCode.RATE_LIMITED: ErrorInfo(429, "Too many requests; retry after `Retry-After` seconds."),
     ErrorCode.INTERNAL_ERROR: ErrorInfo(500, "Unexpected server error; quote the `errorId`."),
+    ErrorCode.UNAVAILABLE: ErrorInfo(
+        503,
+        "The database is unreachable for a moment (restart, failover); retry after `Retry-After`.",
+    ),
     ErrorCode.NAME_REQUIRED: ErrorInfo(400, "Workflow name is required."),
     ErrorCode.INVALID_TRIGGER: ErrorInfo(
         400, "`trigger` missing or not one of the supported triggers."

@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -72,7 +73,44 @@ async def _http_exception(request: Request, error: Exception) -> Response:
     return response
 
 
+def database_unavailable(error: BaseException) -> bool:
+    """A lost or refused database connection: temporary, unlike a bug."""
+    if isinstance(
+        error, OSError | TimeoutError | OperationalError | InterfaceError | DisconnectionError
+    ):
+        return True
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        original = error.orig
+        return isinstance(original, OSError) or type(original).__name__ in _CONNECTION_ERRORS
+    return False
+
+
+# asyncpg's names for "the server is going away / not there yet" (wrapped by SQLAlchemy).
+_CONNECTION_ERRORS = frozenset(
+    {
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CrashShutdownError",
+        "InterfaceError",
+    }
+)
+
+
 async def _unexpected(request: Request, error: Exception) -> Response:
+    if database_unavailable(error):
+        log.warning("database_unavailable", method=request.method, path=request.url.path)
+        return error_response(
+            request,
+            ApiError(
+                ErrorCode.UNAVAILABLE,
+                "The database is unavailable for a moment; retry shortly.",
+                headers={"Retry-After": "1"},
+            ),
+        )
     error_id = new_error_id()
     log.exception("request_failed", error_id=error_id, method=request.method, path=request.url.path)
     body: dict[str, Any] = error_body(

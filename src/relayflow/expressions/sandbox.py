@@ -98,6 +98,35 @@ const functionProto = Function.prototype;
 Object.defineProperty(functionProto, 'constructor', {value: function () {
   throw new EvalError('code generation from strings is disabled');
 }});
+// Native loops that never check the time limit (join, reverse, ...) walk `length`, which a
+// sparse `Array(n)` or an array-like makes huge for free: cap both before freezing.
+const MAX_LENGTH = 1e6, NativeArray = Array, arrayProto = Array.prototype;
+const ARRAY_LIMIT = '@@ARRAY_LIMIT@@';
+const tooLong = () => new RangeError(ARRAY_LIMIT + MAX_LENGTH);
+const checkLength = (target) => {
+  if (Number(target == null ? 0 : target.length) > MAX_LENGTH) throw tooLong();
+};
+['join', 'reverse', 'toString', 'toLocaleString', 'lastIndexOf', 'indexOf', 'includes',
+ 'copyWithin', 'fill', 'every', 'some', 'forEach', 'map', 'filter', 'reduce', 'reduceRight',
+ 'find', 'findIndex', 'findLast', 'findLastIndex', 'sort', 'toSorted', 'toReversed', 'with',
+ 'flat', 'flatMap', 'keys', 'values', 'entries', 'at', 'slice', 'splice', 'concat',
+].forEach((name) => {
+  const native = arrayProto[name];
+  if (typeof native !== 'function') return;
+  Object.defineProperty(arrayProto, name, {value: function (...args) {
+    checkLength(this);
+    return native.apply(this, args);
+  }, writable: false, configurable: false});
+});
+const CappedArray = function Array(...args) {
+  if (args.length === 1 && typeof args[0] === 'number' && args[0] > MAX_LENGTH) throw tooLong();
+  return NativeArray(...args);
+};
+CappedArray.isArray = NativeArray.isArray;
+CappedArray.from = NativeArray.from;
+CappedArray.of = NativeArray.of;
+CappedArray.prototype = arrayProto;
+Object.defineProperty(global, 'Array', {value: CappedArray, writable: false, configurable: false});
 delete global.eval;
 delete global.Function;
 [functionProto, Object.prototype, Array.prototype, String.prototype, Number.prototype,
@@ -321,8 +350,12 @@ def _classify(error: Exception) -> SandboxError:
     first = text.split("\n", 1)[0].strip()
     if first.startswith("InternalError: interrupted"):
         return ResourceLimitError(_TIMEOUT_MESSAGE)
-    if "out of memory" in first:
+    if "out of memory" in first or first == "null":
+        # QuickJS throws a bare `null` when it cannot even allocate the exception object.
         return ResourceLimitError(f"exceeded {MEMORY_LIMIT_BYTES // (1024 * 1024)} MB of memory")
+    if first.startswith("RangeError: @@ARRAY_LIMIT@@"):
+        limit = first.removeprefix("RangeError: @@ARRAY_LIMIT@@")
+        return ResourceLimitError(f"exceeded the limit of {limit} array elements")
     if first.startswith("RangeError: Maximum call stack size exceeded"):
         return ResourceLimitError("stack overflow (too much recursion)")
     return ScriptError(first or "unknown error")

@@ -1,0 +1,621 @@
+"""Fault injection with real processes: a flaky 8x8 and a PostgreSQL restarted under load.
+
+1. `relayflow serve` (SQLite) sends through the fake 8x8, which fails a seeded random 20% of
+   calls (500, 429 with Retry-After, dropped connection). Each instance's outcome is decided by
+   the fake's record of its send attempts (same `clientMessageId` on every attempt): a 2xx makes
+   it Complete, three failures (relayflow's attempt limit) terminate it with the last failure
+   named in its error. Nothing may be lost, stuck or accepted twice.
+2. `relayflow api` + two `relayflow worker` processes on a PostgreSQL cluster of the test's own
+   (never the shared server on 5432), restarted with `pg_ctl restart -m fast` while a stream of
+   instances runs: every accepted start completes with its SMS, the processes stay up and the
+   workers recover on their own.
+
+The random failures use a fixed seed (printed; `RELAYFLOW_FAULT_SEED` picks another). The fake
+draws them in the order requests arrive, and concurrent sends interleave differently from run to
+run, so a seed reproduces the sequence of draws, not necessarily which instance gets which one;
+the expectations are therefore computed from the fake's record of what it answered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fake8x8.client import Fake8x8
+from tests.test_e2e_8x8 import Relayflow, free_port, run_cli
+from tests.test_process_crash import Api, Processes, Worker, child_env, db_rows, wait_for
+
+pytestmark = pytest.mark.slow
+
+ACME_KEY = "acme-8x8-api-key-0001"
+SECRET_KEY = "fault-injection-secret-key-of-sufficient-length"
+SMS_INSTANCES = 100
+CHAT_INSTANCES = 20
+EXHAUSTED = 3  # more chat instances whose every attempt fails (counted faults)
+FAIL_RATE = 0.2
+FAIL_MODES = ("500", "429", "drop")
+DEFAULT_SEED = 8_808_2024
+MAX_ATTEMPTS = 3  # relayflow's transient-failure limit, the first attempt included
+# What relayflow's error names for the failure of the last attempt, per injected mode.
+FAILURE_TEXT = {
+    "500": "Internal server error",
+    "429": "rate limited by 8x8 (429)",
+    "drop": "Call failed.",
+}
+
+
+def fault_seed() -> int:
+    """A fixed seed by default (the same draws every run), RELAYFLOW_FAULT_SEED to vary it."""
+    seed = int(os.environ.get("RELAYFLOW_FAULT_SEED") or DEFAULT_SEED)
+    print(f"\nfault injection seed: {seed} (replay with RELAYFLOW_FAULT_SEED={seed})")
+    return seed
+
+
+def phone(n: int) -> str:
+    return f"+6593{n:06d}"
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. A flaky 8x8
+
+
+@contextmanager
+def serve_on_sqlite(fake: Fake8x8, workdir: Path) -> Iterator[Relayflow]:
+    """`relayflow serve` on a SQLite file with the account `acme` sending through the fake."""
+    port = free_port()
+    env = {
+        **child_env(),
+        "RELAYFLOW_DATABASE_URL": f"sqlite:///{workdir / 'relayflow.db'}",
+        "RELAYFLOW_SECRET_KEY": SECRET_KEY,
+        "RELAYFLOW_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "RELAYFLOW_START_BURST": "10000",
+    }
+    account = run_cli(env, "accounts", "create", "acme")
+    urls = fake.urls
+    run_cli(
+        env,
+        *("accounts", "set-provider", "acme", "8x8", "--api-key", ACME_KEY),
+        *("--sms-url", urls.sms, "--chatapps-url", urls.chatapps, "--voice-url", urls.voice),
+    )
+    with Processes(workdir) as procs:
+        server = procs.serve(
+            env["RELAYFLOW_DATABASE_URL"],
+            "serve",
+            port=port,
+            secret_key=SECRET_KEY,
+            public_url=env["RELAYFLOW_PUBLIC_URL"],
+            start_burst="10000",
+        )
+        server.wait_healthy()
+        http = httpx.Client(headers={"Authorization": f"Bearer {account['apiKey']}"}, timeout=30)
+        try:
+            yield Relayflow(server.base_url, account["apiKey"], account["webhookToken"], http)
+            server.check_alive()
+        finally:
+            http.close()
+
+
+def all_instances(relayflow: Relayflow, definition_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    while True:
+        page = relayflow.call(
+            "GET",
+            f"/definitions/{definition_id}/workflows",
+            params={"limit": 500, "offset": len(found)},
+        )
+        found += page
+        if len(page) < 500:
+            return found
+
+
+def is_2xx(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
+
+
+def test_flaky_8x8_every_instance_completes_or_faults_as_the_fake_decided(
+    tmp_path: Path,
+) -> None:
+    began = time.monotonic()
+    seed = fault_seed()
+    sms_sub, chat_sub = "fi-sms-replies", "fi-chat-notices"
+    with Fake8x8(api_keys=(ACME_KEY,)) as fake, serve_on_sqlite(fake, tmp_path) as relayflow:
+        sms_definition = relayflow.define(
+            [
+                {
+                    "id": "reply",
+                    "stepType": "SMS",
+                    "inputs": {
+                        "subAccountId": sms_sub,
+                        "destination": "{{data.payload.source}}",
+                        "text": "Re: {{data.payload.body}}",
+                    },
+                }
+            ],
+            "inbound_sms",
+            sms_sub,
+        )
+        chat_definition = relayflow.define(
+            [
+                {
+                    "id": "notice",
+                    "stepType": "ChatAppsMessage",
+                    "inputs": {
+                        "subAccountId": chat_sub,
+                        "user": {"msisdn": "{{data.phone}}"},
+                        "type": "text",
+                        "content": {"text": "Notice #{{data.n}}"},
+                    },
+                }
+            ],
+            "http_request",
+            chat_sub,
+        )
+        fake.fail_rate(FAIL_RATE, modes=FAIL_MODES, role="*", seed=seed, retry_after=1)
+
+        def inbound(n: int) -> tuple[str, tuple[str, int]]:
+            delivered = fake.inbound_sms(
+                url=relayflow.webhook("sms"),
+                from_=phone(n),
+                to="+6580000000",
+                text=f"message {n}",
+                sub_account_id=sms_sub,
+            )
+            assert delivered["status"] == 200, delivered
+            [workflow] = delivered["response"]["started"]
+            return workflow, ("sms", n)
+
+        def triggered(n: int) -> tuple[str, tuple[str, int]]:
+            [workflow] = relayflow.call(
+                "POST",
+                "/triggers/http_request",
+                params={"subAccountId": chat_sub},
+                json={"phone": phone(n), "n": n},
+            )["workflowIds"]
+            return workflow, ("chat", n)
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            sms_starts = pool.map(inbound, range(SMS_INSTANCES))
+            chat_starts = pool.map(triggered, range(CHAT_INSTANCES))
+            started = dict([*sms_starts, *chat_starts])
+        assert len(started) == SMS_INSTANCES + CHAT_INSTANCES
+
+        definitions = {"sms": sms_definition, "chat": chat_definition}
+
+        def settled() -> dict[str, dict[str, Any]]:  # empty (falsy) until all have finished
+            listed = {
+                i["workflowId"]: i
+                for d in definitions.values()
+                for i in all_instances(relayflow, d)
+            }
+            done = all(i["status"] in ("Complete", "Terminated") for i in listed.values())
+            return listed if done and len(listed) >= len(started) else {}
+
+        wait_for(settled, "every instance to finish", deadline_s=90, interval_s=0.25)
+
+        # At 20% an instance exhausts its attempts only now and then (0.2^3 each): make sure
+        # the fault path runs by sending EXHAUSTED more chat messages, alone, through counted
+        # faults that fail all their attempts (each mode comes last once, in some order).
+        for mode in FAIL_MODES * EXHAUSTED:
+            fake.fail("chatapps", mode, count=1, retry_after=1)
+        with ThreadPoolExecutor(max_workers=EXHAUSTED) as pool:
+            extra = range(CHAT_INSTANCES, CHAT_INSTANCES + EXHAUSTED)
+            started.update(pool.map(triggered, extra))
+        listed = wait_for(settled, "every instance to finish", deadline_s=90, interval_s=0.25)
+        assert set(listed) == set(started), "an instance is missing, or one nobody started"
+        assert fake.faults()["counted"] == [], "the counted faults were not all used"
+
+        # The fake's record: every attempt of every send, keyed by clientMessageId.
+        attempts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for request in fake.requests():
+            if request["subAccountId"] in (sms_sub, chat_sub):
+                attempts[request["body"]["clientMessageId"]].append(request)
+
+        outcomes: Counter[str] = Counter()
+        last_failures: Counter[str] = Counter()
+        retried_then_sent = 0
+        accounted: set[str] = set()
+        for workflow, (kind, n) in started.items():
+            instance = relayflow.call(
+                "GET",
+                f"/definitions/{definitions[kind]}/workflows/{workflow}",
+                params={"includeLogs": "true"},
+            )
+            [log] = instance["logs"]
+            message_id = log["id"]  # the step execution: the clientMessageId of every attempt
+            accounted.add(message_id)
+            tries = attempts[message_id]
+            assert tries, f"{workflow}: the fake never saw its send"
+            expected_body = (
+                {"destination": phone(n), "text": f"Re: message {n}"}
+                if kind == "sms"
+                else {"user": {"msisdn": phone(n)}, "content": {"text": f"Notice #{n}"}}
+            )
+            for attempt in tries:
+                assert attempt["body"].items() >= expected_body.items(), (workflow, attempt)
+            accepted = [a for a in tries if is_2xx(a["status"])]
+            failed = [a for a in tries if not is_2xx(a["status"])]
+            assert all(a["fault"] in FAIL_MODES for a in failed), (workflow, failed)
+            if accepted:
+                # Sent: exactly once, as its last attempt, and the instance is Complete.
+                assert len(accepted) == 1, f"{workflow}: accepted {len(accepted)} times"
+                assert tries[-1] is accepted[0], f"{workflow}: sent again after a 2xx"
+                assert len(tries) <= MAX_ATTEMPTS, (workflow, tries)
+                assert instance["status"] == "Complete", (workflow, instance, tries)
+                assert log["status"] == "Complete"
+                outcomes["Complete"] += 1
+                retried_then_sent += len(tries) > 1
+                continue
+            # Never accepted: only after the attempt limit, and the instance faulted with it.
+            assert len(tries) == MAX_ATTEMPTS, (workflow, [a["fault"] for a in tries])
+            assert instance["status"] == "Terminated", (workflow, instance, tries)
+            assert log["status"] == "Failed"
+            [error] = relayflow.call(
+                "GET", f"/definitions/{definitions[kind]}/workflows/{workflow}/errors"
+            )
+            what = "SMS" if kind == "sms" else "chat apps message"
+            last = tries[-1]["fault"]
+            assert error["step"] == log["stepName"]
+            assert error["message"].startswith(f"Failed to send {what} because "), error
+            assert FAILURE_TEXT[last] in error["message"], (last, error)
+            assert error["message"].endswith(f"(after {MAX_ATTEMPTS} attempts)"), error
+            outcomes["Terminated"] += 1
+            last_failures[last] += 1
+        assert set(attempts) == accounted, "the fake saw sends of no known instance"
+
+        # The expected number of faulted instances, computed from the fake's record alone.
+        expected_faults = sum(
+            1
+            for tries in attempts.values()
+            if len(tries) == MAX_ATTEMPTS and not any(is_2xx(a["status"]) for a in tries)
+        )
+        assert outcomes["Terminated"] == expected_faults
+        assert outcomes["Complete"] == len(started) - expected_faults
+        assert expected_faults >= EXHAUSTED
+
+        # A `drop` aborts the connection before the fake answers (see tests/fake8x8/server.py),
+        # so a dropped request is never accepted: a retry after it cannot duplicate a message.
+        every = [a for tries in attempts.values() for a in tries]
+        faults = Counter(a["fault"] for a in every if a["fault"])
+        duplicates = sum(
+            max(0, sum(is_2xx(a["status"]) for a in tries) - 1) for tries in attempts.values()
+        )
+        assert duplicates <= faults["drop"]
+        assert duplicates == 0
+        print(
+            f"flaky 8x8 (seed {seed}): {len(started)} instances, {len(every)} send attempts, "
+            f"injected {dict(faults)}; Complete={outcomes['Complete']} "
+            f"({retried_then_sent} after a retry), Terminated={outcomes['Terminated']} "
+            f"(= expected {expected_faults}; last failure {dict(last_failures)}); "
+            f"duplicates={duplicates}; {time.monotonic() - began:.1f} s"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. PostgreSQL restarted under load
+
+
+def postgres_bindir() -> Path | None:
+    candidates: list[Path] = []
+    if shutil.which("pg_config"):
+        found = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=False
+        )
+        if found.returncode == 0:
+            candidates.append(Path(found.stdout.strip()))
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    for bindir in candidates:
+        if all((bindir / tool).is_file() for tool in ("initdb", "pg_ctl", "postgres")):
+            return bindir
+    return None
+
+
+@dataclass
+class Cluster:
+    """A throw-away PostgreSQL cluster in `base`, run as the `postgres` OS user when root."""
+
+    bindir: Path
+    base: Path
+    port: int = field(default_factory=free_port)
+
+    @property
+    def data(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/relayflow"
+
+    def run(self, tool: str, *args: str) -> str:
+        command = [str(self.bindir / tool), *args]
+        if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, (
+            f"{tool} {args}: {done.stdout}\n{done.stderr}\npostgres.log:\n{self.log()[-3000:]}"
+        )
+        return done.stdout
+
+    def pg_ctl(self, action: str, *args: str) -> None:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.run(
+            "pg_ctl",
+            *("-D", str(self.data), "-l", str(self.base / "postgres.log"), "-w", "-t", "60"),
+            *("-o", options, action, *args),
+        )
+
+    def create(self) -> None:
+        self.run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        self.pg_ctl("start")
+        self.run(
+            "createdb", "-h", str(self.base), "-p", str(self.port), "-U", "postgres", "relayflow"
+        )
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "stop", "-m", "fast")
+
+    def log(self) -> str:
+        path = self.base / "postgres.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    bindir = postgres_bindir()
+    user: pwd.struct_passwd | None = None
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("runuser"):
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            user = None
+    if bindir is None or (as_root and user is None):
+        reason = "PostgreSQL server binaries (initdb, pg_ctl) or, as root, runuser and the "
+        reason += "postgres OS user are missing: cannot run a throw-away cluster"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    # Not under pytest's tmp dir: its parents are private to root, and postgres must reach it.
+    base = Path(tempfile.mkdtemp(prefix="relayflow-pg-"))
+    if user is not None:
+        os.chown(base, user.pw_uid, user.pw_gid)
+    cluster = Cluster(bindir, base)
+    try:
+        cluster.create()
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+NOTIFY = {
+    "trigger": "http_request",
+    "status": "enabled",
+    "definition": {
+        "name": "notify",
+        "steps": [
+            {
+                "id": "nap",
+                "stepType": "Wait",
+                "inputs": {"duration": "00:00:01"},
+                "nextStepId": "send",
+            },
+            {
+                "id": "send",
+                "stepType": "SMS",
+                "inputs": {
+                    "subAccountId": "acme_sms",
+                    "destination": "{{data.phone}}",
+                    "text": "Hello #{{data.n}}",
+                },
+            },
+        ],
+    },
+}
+
+
+class Stream(threading.Thread):
+    """Starts instances one after another; a request that fails (the database is down) is
+    retried until relayflow accepts it. Accepted starts are counted by their workflow ids."""
+
+    def __init__(self, api: Api) -> None:
+        super().__init__(daemon=True)
+        self.api = api
+        self.accepted: dict[str, int] = {}  # workflowId -> n
+        self.failed_requests: list[tuple[int, str]] = []  # (n, what went wrong)
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            n = 0
+            while not self.stop.is_set():
+                self.start_one(n)
+                n += 1
+                time.sleep(0.01)
+        except BaseException as error:  # reported by the test thread
+            self.error = error
+
+    def start_one(self, n: int) -> None:
+        deadline = time.monotonic() + 60
+        path = f"{self.api.prefix}/triggers/http_request"
+        while True:
+            try:
+                response = self.api.http.post(path, json={"phone": phone(n), "n": n}, timeout=10)
+                if response.status_code == 200:
+                    [workflow] = response.json()["workflowIds"]
+                    self.accepted[workflow] = n
+                    return
+                problem = f"{response.status_code} {response.text[:200]}"
+            except httpx.HTTPError as error:
+                problem = repr(error)
+            self.failed_requests.append((n, problem))
+            if time.monotonic() > deadline:
+                raise AssertionError(f"start #{n} not accepted within 60 s: {problem}")
+            time.sleep(0.2)
+
+    def wait_accepted(self, count: int, what: str) -> None:
+        def enough() -> bool:
+            if self.error is not None:
+                raise self.error
+            return len(self.accepted) >= count
+
+        wait_for(enough, what, deadline_s=90, interval_s=0.05)
+
+    def finish(self) -> dict[str, int]:
+        self.stop.set()
+        self.join(timeout=90)
+        if self.error is not None:
+            raise self.error
+        return dict(self.accepted)
+
+
+def listeners(cluster: Cluster) -> int:
+    """Backends of this cluster that LISTEN for relayflow's wake-ups."""
+    [(count,)] = db_rows(
+        cluster.url, "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN %'"
+    )
+    return int(count)
+
+
+def worker_events(worker: Worker) -> Counter[str]:
+    """structlog events at error level (claim_failed, sprint_failed, ...) of a worker."""
+    return Counter(str(entry.get("event")) for entry in worker.error_logs())
+
+
+def cut_off_sprints(workers: list[Worker]) -> Counter[str]:
+    """Instance id -> number of its sprints that failed (the database went away mid-sprint)."""
+    cut: Counter[str] = Counter()
+    for worker in workers:
+        for entry in worker.error_logs():
+            if entry.get("event") == "sprint_failed":
+                cut[str(entry.get("instance"))] += 1
+    return cut
+
+
+def test_postgres_restarted_under_load(cluster: Cluster, tmp_path: Path) -> None:
+    began = time.monotonic()
+    env = child_env()
+    account = run_cli(env, "accounts", "create", "acme", "--db", cluster.url)
+    with Processes(tmp_path) as procs:
+        workers = [
+            procs.worker(cluster.url, f"worker-{n}", worker_lease_seconds="5") for n in (1, 2)
+        ]
+        server = procs.api(cluster.url, "api", start_burst="100000")
+        server.wait_healthy()
+        for worker in workers:
+            worker.wait_started()
+        pids = {child.name: child.pid for child in procs.children}
+        api = Api(server.base_url, account["accountId"], account["apiKey"])
+        stream = Stream(api)
+        try:
+            definition_id = api.define(NOTIFY)
+            listening_before = listeners(cluster)
+            stream.start()
+            stream.wait_accepted(60, "60 accepted starts before the restart")
+            before_restart = len(stream.accepted)
+            restart_began = time.monotonic()
+            cluster.pg_ctl("restart", "-m", "fast")
+            restart_s = time.monotonic() - restart_began
+            after_restart = len(stream.accepted)
+            stream.wait_accepted(after_restart + 60, "60 accepted starts after the restart")
+            accepted = stream.finish()
+
+            def finished() -> list[dict[str, Any]]:  # empty (falsy) until all are Complete
+                listed = api.instances(definition_id)
+                by_id = {i["workflowId"]: i for i in listed}
+                ready = set(accepted) <= set(by_id) and all(
+                    i["status"] == "Complete" for i in listed
+                )
+                bad = [i for i in listed if i["status"] not in ("Runnable", "Complete")]
+                assert not bad, f"instances ended badly: {bad}"
+                return listed if ready else []
+
+            listed = wait_for(
+                finished, "every instance to complete", deadline_s=120, interval_s=0.5
+            )
+            listed_ids = {i["workflowId"] for i in listed}
+            # A start whose answer was lost (an error while committing) may still have started:
+            # such an instance must belong to a request that failed, and it completes too.
+            orphans = {
+                i["workflowId"]: i["data"]["n"] for i in listed if i["workflowId"] not in accepted
+            }
+            failed_ns = {n for n, _ in stream.failed_requests}
+            assert set(orphans.values()) <= failed_ns, f"instances nobody started: {orphans}"
+            assert set(accepted) <= listed_ids
+
+            # One SMS per instance; a sprint cut off by the restart may repeat its send once.
+            sent = api.sent_by_instance()
+            assert set(sent) <= listed_ids, "a message from an unknown instance"
+            everyone = {**accepted, **orphans}
+            for workflow, n in everyone.items():
+                messages = sent.get(workflow, [])
+                assert messages, f"{workflow} (#{n}) sent nothing"
+                assert set(messages) == {(phone(n), f"Hello #{n}")}, (workflow, messages)
+            cut = cut_off_sprints(workers)
+            duplicates = {w: len(sent[w]) - 1 for w in everyone if len(sent[w]) > 1}
+            over = {w: (d, cut[w]) for w, d in duplicates.items() if d > cut[w]}
+            assert not over, f"more duplicates than cut-off sprints (dupes, cut): {over}"
+            # How each duplicate came about: the step executions (pointers) that sent, and
+            # whether the instance kept them (a pointer the cut-off sprint never saved is lost).
+            dup_sql = ", ".join(f"'{w}'" for w in duplicates) or "''"
+            sent_by = db_rows(
+                cluster.url,
+                f"SELECT instance_id, pointer_id FROM messages WHERE instance_id IN ({dup_sql})",
+            )
+            kept = {p for (p,) in db_rows(cluster.url, "SELECT id FROM pointers")}
+            how: dict[str, list[tuple[str, str]]] = defaultdict(list)
+            for instance_id, pointer_id in sent_by:
+                how[instance_id].append(("kept" if pointer_id in kept else "lost", pointer_id))
+
+            # The same processes are still up, and both workers worked after the restart.
+            for child in procs.children:
+                child.check_alive()
+                assert child.pid == pids[child.name]
+            late = [w for w, n in accepted.items() if n >= after_restart]
+            rows = db_rows(
+                cluster.url,
+                "SELECT DISTINCT detail_json FROM instance_events WHERE type = 'step_started' "
+                "AND instance_id IN (" + ", ".join(f"'{w}'" for w in late) + ")",
+            )
+            owners_after = {json.loads(detail)["worker"] for (detail,) in rows if detail}
+            assert owners_after == {w.owner for w in workers}, (owners_after, late[:3])
+            listening_after = listeners(cluster)
+
+            errors = {w.name: dict(worker_events(w)) for w in workers}
+            print(
+                f"\npostgres restart: {len(accepted)} accepted starts ({before_restart} before, "
+                f"{len(accepted) - after_restart} after the {restart_s:.1f} s restart), "
+                f"{len(stream.failed_requests)} failed start requests retried "
+                f"{dict(Counter(problem[:60] for _, problem in stream.failed_requests))}, "
+                f"{len(orphans)} started without an answer; all Complete; "
+                f"SMS sent {sum(len(m) for m in sent.values())}, "
+                f"duplicates {sum(duplicates.values())} "
+                f"(cut-off sprints {sum(cut.values())} on {len(cut)} instances; "
+                f"sending pointers per duplicated instance {dict(how)}); "
+                f"worker errors {errors}; LISTEN connections {listening_before} before, "
+                f"{listening_after} after; {time.monotonic() - began:.1f} s"
+            )
+        finally:
+            stream.stop.set()
+            if stream.is_alive():
+                stream.join(timeout=30)
+            api.close()
