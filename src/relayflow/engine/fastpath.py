@@ -24,6 +24,7 @@ SKIP_OUTPUT: Final = object()  # an output without {{ }}: declared, not written
 _PATH = re.compile(r"^(data|step)((?:\.[A-Za-z_$][A-Za-z0-9_$]*)*)$")
 _UNSAFE_NAMES = frozenset({"__proto__", "constructor", "prototype"})
 _CONSTANTS = {"true": True, "false": False}
+_MAX_SAFE_INTEGER = 2**53 - 1
 
 
 def _lookup(source: str, data: Any, step: Any) -> Any:
@@ -40,6 +41,12 @@ def _lookup(source: str, data: Any, step: Any) -> Any:
         if name not in current:
             return None if index == len(names) - 1 else NOT_FAST
         current = current[name]
+    if (
+        isinstance(current, int)
+        and not isinstance(current, bool)
+        and abs(current) > _MAX_SAFE_INTEGER
+    ):
+        return NOT_FAST  # JavaScript numbers would round it
     return current
 
 
