@@ -29,6 +29,7 @@ log = structlog.get_logger("relayflow.engine")
 
 
 MIN_SAFE_LEASE_MS = 35_000
+MIN_IDLE_S = 0.002  # another process may claim what looked due: never spin
 
 
 @dataclass(frozen=True)
@@ -160,11 +161,24 @@ class Worker:
             self._wake.clear()
             waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
             await asyncio.wait(
-                waiters, timeout=self._settings.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+                waiters, timeout=await self._idle_timeout(), return_when=asyncio.FIRST_COMPLETED
             )
             for waiter in waiters:
                 waiter.cancel()
         log.info("worker_stopped", owner=self.owner)
+
+    async def _idle_timeout(self) -> float:
+        """Sleep until the earliest timer is due (a timer fires on time, not at the next poll),
+        but never longer than the poll interval: other processes add work too."""
+        try:
+            async with self._db.read() as conn:
+                due = await instance_store.earliest_due(conn)
+        except Exception:  # the database may be restarting; poll as usual
+            return self._settings.poll_interval_s
+        if due is None:
+            return self._settings.poll_interval_s
+        wait_s = (due - self._clock.now_ms()) / 1000
+        return min(max(wait_s, MIN_IDLE_S), self._settings.poll_interval_s)
 
     async def _guarded(self, instance_id: str) -> None:
         async with self._limit:

@@ -457,6 +457,17 @@ async def _take_parked(conn: AsyncConnection, account_id: str, key: str, now_ms:
     return payload
 
 
+_EARLIEST_DUE = select(func.min(instances.c.next_run_at_ms)).where(
+    instances.c.status == RUNNABLE, instances.c.lease_owner.is_(None)
+)
+
+
+async def earliest_due(conn: AsyncConnection) -> int | None:
+    """When the next unleased runnable instance is due (leased ones are their owner's)."""
+    due = await conn.scalar(_EARLIEST_DUE)
+    return int(due) if due is not None else None
+
+
 async def lease_owners(conn: AsyncConnection, now_ms: int) -> list[str]:
     rows = await conn.execute(
         select(instances.c.lease_owner)
