@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 import uvicorn
+import uvloop
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
@@ -115,7 +116,9 @@ def _start(db: str, log_level: str, **settings: Any) -> tuple[Settings, Database
 
 def _until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     try:
-        asyncio.run(main())
+        # uvloop (installed with uvicorn[standard]) for every long-running process alike.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
     except OSError as error:
         raise _fail(f"cannot start: {error}") from None
     except SQLAlchemyError as error:

@@ -109,8 +109,10 @@ class Database:
                 self.url,
                 echo=echo,
                 hide_parameters=True,
-                pool_size=10,
-                max_overflow=10,
+                # A worker runs 32 sprints at once and the API serves many requests: a pool
+                # smaller than that opens and closes overflow connections all the time.
+                pool_size=40,
+                max_overflow=20,
                 pool_pre_ping=True,
             )
 

@@ -1,0 +1,1 @@
+"""One module per workload; each exposes `run(deployment, settings) -> dict` of figures."""
