@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from relayflow.model.fields import Text
@@ -32,8 +30,3 @@ class DefinitionInput(BaseModel):
         description="`enabled` definitions start on their trigger; default `disabled`.",
     )
     definition: DefinitionBody
-
-
-def input_schema() -> dict[str, Any]:
-    """JSON schema of the request body, for the OpenAPI document."""
-    return DefinitionInput.model_json_schema(ref_template="#/components/schemas/{model}")

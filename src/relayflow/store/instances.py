@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import BigInteger, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.engine.state import (
@@ -486,14 +486,6 @@ async def release_leases_of(conn: AsyncConnection, owners: Sequence[str]) -> int
     return int(result.rowcount or 0)
 
 
-async def release_lease(conn: AsyncConnection, instance_id: str, owner: str) -> None:
-    await conn.execute(
-        update(instances)
-        .where(instances.c.id == instance_id, instances.c.lease_owner == owner)
-        .values(lease_owner=None, lease_until_ms=None)
-    )
-
-
 # --- events from outside ---------------------------------------------------------------------
 
 
@@ -629,19 +621,3 @@ async def terminate(
         insert(instance_events).values(instance_id=instance_id, type=event, at_ms=now_ms)
     )
     return True
-
-
-async def active_instance_ids(
-    conn: AsyncConnection, account_id: str, definition_id: str, versions: Sequence[int]
-) -> list[str]:
-    rows = await conn.execute(
-        select(instances.c.id).where(
-            and_(
-                instances.c.account_id == account_id,
-                instances.c.definition_id == definition_id,
-                instances.c.version.in_(versions),
-                instances.c.status.in_((RUNNABLE, SUSPENDED)),
-            )
-        )
-    )
-    return [row[0] for row in rows]
