@@ -225,19 +225,27 @@ def test_a_killed_worker_leases_are_taken_over(pg_url: str, tmp_path: Path) -> N
                 )
                 return sent > 0 and held > 0
 
-            wait_for(victim_busy, "the victim to hold leases mid-batch", interval_s=0.005)
-            os.kill(victim.pid, signal.SIGSTOP)
+            # Between looking and freezing the victim may finish its batch and release every
+            # lease; then let it go on and look again.
+            held: dict[str, int] = {}
+            for _ in range(20):
+                wait_for(victim_busy, "the victim to hold leases mid-batch", interval_s=0.005)
+                os.kill(victim.pid, signal.SIGSTOP)
+                time.sleep(0.3)  # a COMMIT already sent still lands; nothing else can
+                held = dict(
+                    db_rows(
+                        pg_url,
+                        "SELECT id, lease_until_ms FROM instances "
+                        f"WHERE lease_owner = '{victim.owner}'",
+                    )
+                )
+                if held:
+                    break
+                os.kill(victim.pid, signal.SIGCONT)
+            assert held, "the victim never held a lease when frozen"
             victim.kill9()
             assert victim.process.returncode == -signal.SIGKILL
             time.sleep(0.3)  # PostgreSQL rolls back the dead worker's open transaction
-            held = dict(
-                db_rows(
-                    pg_url,
-                    "SELECT id, lease_until_ms FROM instances "
-                    f"WHERE lease_owner = '{victim.owner}'",
-                )
-            )
-            assert held, "the victim held no lease when it was killed"
 
             wait_for(
                 lambda: all_complete(api, [definition_id], INSTANCES),
