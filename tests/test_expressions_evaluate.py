@@ -392,9 +392,43 @@ async def test_async_facade_survives_hostile_batches(evaluator: ExpressionEvalua
     assert "exceeded 32 MB" in memory.error or "array elements" in memory.error
     assert runaway.error is not None
     assert "took longer than 500 ms" in runaway.error
+    assert evaluator.pool_batches == 1
     assert await evaluator.evaluate([Job("{{ ({}).reply }}", "output")], DATA, STEP) == [
         Outcome(None)
     ]
+
+
+async def test_quick_batches_run_on_the_event_loop(evaluator: ExpressionEvaluator) -> None:
+    for _ in range(5):
+        jobs = [Job("{{ data.name + step.responseCode }}", "input"), Job("{{ uuid() }}", "input")]
+        name, made = await evaluator.evaluate(jobs, DATA, STEP)
+        assert name == Outcome("Ann200")
+        assert uuid.UUID(made.value).version == 4
+    assert (evaluator.inline_batches, evaluator.pool_batches) == (5, 0)
+
+
+@pytest.mark.timeout(30)
+async def test_batches_over_the_inline_budget_move_to_the_pool(
+    evaluator: ExpressionEvaluator,
+) -> None:
+    # Backtracks for tens of milliseconds: over the loop's budget, well within the 500 ms limit.
+    slow = Job("{{ /(a+)+$/.test('a'.repeat(18) + 'b') }}", "condition")
+    outcomes = await evaluator.evaluate([Job("{{ data.code }}", "input"), slow], DATA, STEP)
+    assert outcomes == [Outcome(200), Outcome(False)]
+    assert (evaluator.inline_batches, evaluator.pool_batches) == (0, 1)
+    assert await evaluator.evaluate([Job("{{ data.code }}", "input")], DATA, STEP) == [Outcome(200)]
+    assert (evaluator.inline_batches, evaluator.pool_batches) == (1, 1)
+
+
+async def test_inline_evaluation_can_be_turned_off() -> None:
+    evaluator = ExpressionEvaluator(max_workers=1, inline=False)
+    try:
+        assert await evaluator.evaluate([Job("{{ data.code }}", "input")], DATA, STEP) == [
+            Outcome(200)
+        ]
+        assert (evaluator.inline_batches, evaluator.pool_batches) == (0, 1)
+    finally:
+        evaluator.close()
 
 
 async def test_async_facade_runs_batches_concurrently(evaluator: ExpressionEvaluator) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from relayflow.expressions import sandbox as sandbox_module
 from relayflow.expressions.sandbox import (
     MAX_HOST_CALLS,
     MAX_RESULT_DEPTH,
@@ -327,19 +328,118 @@ def test_realm_tampering_is_refused(sandbox: Sandbox, source: str) -> None:
     assert sandbox.run("uuid()") != "fixed"
 
 
-def test_tampering_with_other_intrinsics_cannot_break_the_protocol(sandbox: Sandbox) -> None:
-    # Only the hot prototypes and the global object are frozen (freezing every intrinsic would
-    # triple the cost of a batch); the runner holds its own references to what it uses.
-    sandbox.run("Object.assign(JSON, {stringify: () => 'x', parse: () => 1})")
+@pytest.mark.parametrize(
+    "source",
+    [
+        "Object.assign(JSON, {stringify: () => 'x', parse: () => 1})",
+        "Object.assign(Math, {random: () => 4})",
+        "Object.assign(RegExp.prototype, {test: () => true})",
+        "Object.assign(Object.getPrototypeOf([].values()), {next: null})",
+        "Object.assign(Object.getPrototypeOf(Object.getPrototypeOf([].values())), {x: 1})",
+        "Object.assign(Object.getPrototypeOf(''[Symbol.iterator]()), {x: 1})",
+        "Object.assign(Object.getPrototypeOf(new Map().entries()), {x: 1})",
+        "Object.assign(Object.getPrototypeOf(Int8Array).prototype, {x: 1})",
+        "Object.assign(Object.getPrototypeOf(function* () {}), {x: 1})",
+        "Object.assign(Object.getPrototypeOf(async () => {}), {x: 1})",
+        "Object.assign(Promise.prototype, {x: 1})",
+        "Object.assign(Object.getOwnPropertyDescriptor(Array.prototype, 'at').value, {x: 1})",
+        "Object.assign(Object.getOwnPropertyDescriptor(Object.prototype, '__proto__').get, {x: 1})",
+        "Object.assign(Symbol, {x: 1})",
+    ],
+)
+def test_every_intrinsic_is_frozen(sandbox: Sandbox, source: str) -> None:
+    with pytest.raises(ScriptError, match="TypeError"):
+        sandbox.run(source)
+    _healthy(sandbox)
     assert sandbox.run("[isCountryCode(data.from, 'SG'), {a: 1n}]") == [True, {"a": "1"}]
-    with Sandbox(DATA, STEP) as fresh:
-        assert fresh.run("JSON.parse('2')") == 2
+    assert sandbox.run("JSON.parse('2') + Math.min(3, 4)") == 5
+
+
+def test_nothing_reachable_from_the_realm_is_left_unfrozen(sandbox: Sandbox) -> None:
+    # The same walk the prelude does, from the places an expression can start: every object
+    # found must already be frozen.
+    walk = """(() => {
+      const roots = [globalThis, [].values(), ''[Symbol.iterator](), new Map().entries(),
+        new Set().values(), /a/[Symbol.matchAll]('a'), [].values().map(Boolean),
+        Iterator.from({next: null}), function* () {}, async () => {}, async function* () {},
+        Promise.resolve(), (function () { return arguments; })()];
+      const seen = new Set(), todo = roots.map(Object.getPrototypeOf).concat([globalThis]);
+      const open = [];
+      while (todo.length) {
+        const item = todo.pop();
+        if ((typeof item !== 'object' && typeof item !== 'function') || item === null) continue;
+        if (seen.has(item)) continue;
+        seen.add(item);
+        if (!Object.isFrozen(item)) open.push(String(item.name || item[Symbol.toStringTag]));
+        todo.push(Object.getPrototypeOf(item));
+        for (const key of Reflect.ownKeys(item)) {
+          const p = Object.getOwnPropertyDescriptor(item, key);
+          todo.push(p.value, p.get, p.set);
+        }
+      }
+      return [seen.size, open];
+    })()"""
+    reached, unfrozen = sandbox.run(walk)
+    assert reached > 500
+    assert unfrozen == []
+
+
+def test_error_settings_are_put_back_before_every_expression(sandbox: Sandbox) -> None:
+    # Accessors with state in the context, which freezing cannot stop.
+    changed = "Object.assign(Error, {stackTraceLimit: 0, prepareStackTrace: Math.max})"
+    assert sandbox.run(f"({changed}, [Error.stackTraceLimit, typeof Error.prepareStackTrace])") == [
+        0,
+        "function",
+    ]
+    assert sandbox.run("[Error.stackTraceLimit, typeof Error.prepareStackTrace]") == [
+        10,
+        "undefined",
+    ]
+    with pytest.raises(ScriptError, match="TypeError: cannot read property 'x' of null"):
+        sandbox.run("data.nested.a.b.x")
+
+
+def test_changes_to_data_die_with_the_expression(sandbox: Sandbox) -> None:
+    assert (
+        sandbox.run("(() => { data.injected = 1; data.items.push(4); return data })()")["injected"]
+        == 1
+    )
+    assert sandbox.run("[data.injected, data.items]") == [None, [3, 1, 2]]
+    assert sandbox.run("(() => { step.reply = 'x'; return step.reply })()") == "x"
+    assert sandbox.run("step.reply") is None
+
+
+def test_promise_jobs_do_not_outlive_their_expression(sandbox: Sandbox) -> None:
+    assert sandbox.run("typeof Promise.resolve(1).then(Object.freeze)") == "object"
+    assert sandbox.run("typeof queueMicrotask(Object.freeze)") == "undefined"
+    _healthy(sandbox)
+
+
+def test_realms_are_reused_and_renewed(monkeypatch: pytest.MonkeyPatch) -> None:
+    with Sandbox(DATA, STEP) as box:
+        box.run("1")
+        first = sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS)
+        box.run("2")
+        assert sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS) is first
+        with pytest.raises(ResourceLimitError):
+            box.run("'x'.repeat(1e9)")
+        second = sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS)
+        assert second is not first
+        monkeypatch.setattr(sandbox_module, "REALM_RUNS", second.runs + 1)
+        box.run("3")
+        assert sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS) is not second
+        assert box.run("data.name") == "Ann"
+
+
+def test_a_shorter_time_limit_is_its_own_realm() -> None:
+    with Sandbox(DATA, STEP, time_limit=0.01) as quick:
+        with pytest.raises(ResourceLimitError, match="took longer than 10 ms"):
+            quick.run("/(a+)+$/.test('a'.repeat(40) + 'b')")
+        assert quick.run("data.code") == 200
 
 
 def test_prototype_tampering_never_reaches_the_next_batch() -> None:
     with Sandbox(DATA, STEP) as first:
-        # Even when tampering succeeds inside a batch (here on an object the batch owns), the
-        # next batch is a different realm.
         assert first.run("(() => { data.injected = 1; return data.injected })()") == 1
         with pytest.raises(ScriptError):
             first.run("Object.prototype.reply = 'polluted'")
@@ -357,6 +457,9 @@ def test_prototype_tampering_never_reaches_the_next_batch() -> None:
         "isCountryCode.constructor('return 1')()",
         "[][['constr', 'uctor'].join('')][['constr', 'uctor'].join('')]('return 1')()",
         "Reflect.construct(''.constructor.constructor, ['return 1'])",
+        "(async () => {}).constructor('return 1')",
+        "(function* () {}).constructor('yield 1')",
+        "(async function* () {}).constructor('yield 1')",
     ],
 )
 def test_code_generation_is_disabled(sandbox: Sandbox, source: str) -> None:
@@ -373,7 +476,7 @@ def test_no_dangerous_globals(sandbox: Sandbox, name: str) -> None:
 
 
 def test_dynamic_import_reaches_nothing(sandbox: Sandbox) -> None:
-    # A promise that never settles: the sandbox runs no jobs and has no module loader.
+    # A promise that fails: the sandbox has no module loader.
     assert sandbox.run("typeof import('os')") == "object"
     _healthy(sandbox)
 

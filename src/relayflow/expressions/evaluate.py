@@ -1,9 +1,15 @@
 """Evaluate a step's `{{ }}` templates: the API the engine calls (DESIGN.md §5 "Scope").
 
 A batch is every expression one step needs at one moment (its inputs, or its outputs and
-successor conditions): one executor hop. Each expression runs in a FRESH sandbox, created only
-when needed (a batch without expressions never starts QuickJS), so nothing one expression does
-can be seen by another, not even within a step.
+successor conditions). Expressions run in the thread's frozen QuickJS realm on fresh copies of
+`data` and `step` (expressions/sandbox.py), so nothing one expression does can be seen by
+another, not even within a step; a batch without expressions never touches QuickJS.
+
+From asyncio, a batch is first tried on the event loop itself with a short CPU budget (a warm
+realm evaluates a typical expression in ~10 µs, far less than a thread-pool hop costs); a
+batch that needs more than the budget, or hits any limit, is thrown away and evaluated again
+on the expression thread pool with the full limits. Re-running is safe because expressions
+have no side effects (the whitelist), and the loop is never blocked for longer than the budget.
 
 Three kinds of job, because 8x8 treats them differently:
 - "input": any JSON; strings are templates, objects/arrays are evaluated recursively. Every
@@ -20,13 +26,23 @@ import asyncio
 import functools
 import math
 import re
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from relayflow.config import Limits
-from relayflow.expressions.sandbox import Mode, Sandbox, SandboxError, ScriptError, to_json
+from relayflow.expressions.sandbox import (
+    TIME_LIMIT_SECONDS,
+    Mode,
+    ResourceLimitError,
+    Sandbox,
+    SandboxError,
+    ScriptError,
+    to_json,
+    warm_realm,
+)
 from relayflow.expressions.template import (
     Expression,
     Part,
@@ -40,6 +56,8 @@ from relayflow.expressions.whitelist import forbidden_construct
 MAX_EXPRESSION_LENGTH = Limits().max_expression_length
 MAX_INPUT_DEPTH = 64
 _SHOWN_CHARACTERS = 120
+# CPU a batch may spend on the event loop before it is moved to the thread pool.
+INLINE_BUDGET_SECONDS = 0.002
 _TOLERANT_READ = re.compile(r"^TypeError: cannot read property .* of (null|undefined)$")
 
 Kind = Literal["input", "output", "condition"]
@@ -99,13 +117,29 @@ class _Failure(Exception):
         )
 
 
-class _Session:
-    """One batch: the lazily created sandbox and the expression checks."""
+class _NeedsThread(Exception):
+    """An inline batch went over its budget or hit a limit: evaluate it on the thread pool."""
 
-    def __init__(self, data_json: str, step_json: str, max_length: int) -> None:
+
+class _Session:
+    """One batch: the lazily created sandbox and the expression checks.
+
+    `inline_budget` set: the batch runs on the event loop; an expression that hits a limit,
+    or a batch that spends more CPU than the budget, raises `_NeedsThread`.
+    """
+
+    def __init__(
+        self,
+        data_json: str,
+        step_json: str,
+        max_length: int,
+        inline_budget: float | None = None,
+    ) -> None:
         self._data_json = data_json
         self._step_json = step_json
         self._max_length = max_length
+        self._inline_budget = inline_budget
+        self._started = time.thread_time()
         self._sandbox: Sandbox | None = None
 
     def run(self, source: str, mode: Mode) -> Any:
@@ -115,22 +149,26 @@ class _Session:
         problem = forbidden_construct(source)
         if problem is not None:
             raise _Failure.expression(source, problem)
-        # A fresh realm per expression: an expression that gets past the whitelist and mutates
-        # what it can reach (`data`, `Math`, `RegExp.prototype`, ...) cannot change what the
-        # next expression, even of the same step, sees (DESIGN.md §5).
+        if self._sandbox is None:
+            time_limit = self._inline_budget or TIME_LIMIT_SECONDS
+            self._sandbox = Sandbox(
+                self._data_json, self._step_json, serialized=True, time_limit=time_limit
+            )
         try:
-            self._sandbox = Sandbox(self._data_json, self._step_json, serialized=True)
-            return self._sandbox.run(source, mode)
+            value = self._sandbox.run(source, mode)
+        except ResourceLimitError as error:
+            if self._inline_budget is not None:
+                raise _NeedsThread from None
+            raise _Failure.expression(source, error.message) from None
         except SandboxError as error:
             tolerant = isinstance(error, ScriptError) and bool(_TOLERANT_READ.match(error.message))
             raise _Failure.expression(source, error.message, tolerant=tolerant) from None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self._sandbox is not None:
-            self._sandbox.close()
-            self._sandbox = None
+        if (
+            self._inline_budget is not None
+            and time.thread_time() - self._started > self._inline_budget
+        ):
+            raise _NeedsThread
+        return value
 
 
 def _parts(text: str) -> list[Part]:
@@ -235,10 +273,19 @@ def evaluate_serialized(
 ) -> list[Outcome]:
     """`evaluate_batch` with `data` and `step` already JSON text (snapshotted by the caller)."""
     session = _Session(data_json, step_json, max_expression_length)
+    return [_evaluate(session, job) for job in jobs]
+
+
+def _evaluate_inline(
+    jobs: Sequence[tuple[Any, str]], data_json: str, step_json: str, max_expression_length: int
+) -> list[Outcome] | None:
+    """The batch's outcomes, or None when it must go to the thread pool."""
+    warm_realm(INLINE_BUDGET_SECONDS)  # outside the budget: made once per thread and failure
+    session = _Session(data_json, step_json, max_expression_length, INLINE_BUDGET_SECONDS)
     try:
         return [_evaluate(session, job) for job in jobs]
-    finally:
-        session.close()
+    except _NeedsThread:
+        return None
 
 
 def evaluate_batch(
@@ -248,7 +295,7 @@ def evaluate_batch(
     *,
     max_expression_length: int = MAX_EXPRESSION_LENGTH,
 ) -> list[Outcome]:
-    """Evaluate every job of one step in ONE fresh sandbox; one Outcome per job, in order.
+    """Evaluate every job of one step; one Outcome per job, in order.
 
     Synchronous and CPU-bound (QuickJS releases the GIL): call it from a worker thread, or use
     `ExpressionEvaluator` from asyncio. `data`/`step` must be JSON-compatible.
@@ -259,31 +306,46 @@ def evaluate_batch(
 
 
 class ExpressionEvaluator:
-    """Asyncio facade: one executor hop per batch on a dedicated thread pool.
+    """Asyncio facade: a batch runs inline within a small CPU budget, else on a thread pool.
 
     A dedicated pool keeps a burst of slow expressions (up to 500 ms each) from starving the
-    default executor that other libraries use.
+    default executor that other libraries use. `inline=False` sends every batch to the pool.
     """
 
     def __init__(
-        self, max_workers: int = 2, *, max_expression_length: int = MAX_EXPRESSION_LENGTH
+        self,
+        max_workers: int = 2,
+        *,
+        max_expression_length: int = MAX_EXPRESSION_LENGTH,
+        inline: bool = True,
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="relayflow-js")
         self._max_expression_length = max_expression_length
+        self._inline = inline
+        self.inline_batches = 0
+        self.pool_batches = 0
 
     async def evaluate(
         self, jobs: Sequence[tuple[Any, str]], data: Any, step: Any = None
     ) -> list[Outcome]:
-        """Evaluate one batch off the event loop.
+        """Evaluate one batch.
 
         `data` and `step` are serialised here, on the loop thread, so the engine may change its
         dicts as soon as this returns control without racing the worker thread.
         """
+        jobs = list(jobs)
+        data_json, step_json = to_json(data), to_json(step)
+        if self._inline:
+            outcomes = _evaluate_inline(jobs, data_json, step_json, self._max_expression_length)
+            if outcomes is not None:
+                self.inline_batches += 1
+                return outcomes
+        self.pool_batches += 1
         call = functools.partial(
             evaluate_serialized,
-            list(jobs),
-            to_json(data),
-            to_json(step),
+            jobs,
+            data_json,
+            step_json,
             max_expression_length=self._max_expression_length,
         )
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)

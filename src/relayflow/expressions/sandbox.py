@@ -1,10 +1,18 @@
 """The QuickJS-NG sandbox that runs `{{ }}` expressions (spec/tech-stack-measurements.md §1).
 
-One `Sandbox` is one fresh QuickJS context for one evaluation batch (a step's expressions), so
-nothing an expression does can leak into another batch; it is created, used and dropped inside
-one call on one thread. Limits: 32 MB of memory, a 512 KB JavaScript stack and 0.5 s of CPU per
-expression run. The realm has no I/O globals; `eval`/`Function` code generation is disabled, the
-built-in prototypes and the global object are frozen, and `data`/`step` come in as JSON.
+Expressions run in a FROZEN realm (DESIGN.md §5: "a fresh or frozen realm"): each thread keeps
+one long-lived QuickJS context whose every intrinsic -- the global object, all built-in
+constructors and prototypes, and the hidden ones (iterator, generator and async function
+prototypes, %TypedArray%, %ThrowTypeError%) -- is frozen once, when the realm is made. `data`
+and `step` are parsed from JSON afresh for every expression, so an expression can only change
+objects that die with it: nothing it does is visible to the next one. Making a context and its
+prelude costs ~0.3 ms; an evaluation in a warm realm costs a few microseconds, which is what
+makes W4 (bench/) possible. A realm is replaced after a resource-limit failure, after
+`REALM_RUNS` evaluations, or when an expression leaves promise jobs behind.
+
+Limits: 32 MB of memory, a 512 KB JavaScript stack and 0.5 s of CPU per expression run (the
+clock restarts for every call into the context). The realm has no I/O globals and
+`eval`/`Function` code generation is disabled.
 
 Python helpers cannot be called from JavaScript while a time limit is set, so host helpers use a
 memoised re-run: the JavaScript stub looks the call up in a memo keyed by
@@ -33,6 +41,11 @@ TIME_LIMIT_SECONDS = 0.5
 MAX_HOST_CALLS = 50
 # Deeper results could not be stored: orjson refuses to serialise more than 254 levels.
 MAX_RESULT_DEPTH = 100
+# A realm is replaced after this many evaluations: bounds whatever a long-lived context
+# accumulates that no limit covers (interned atoms, fragmentation).
+REALM_RUNS = 20_000
+# Compiled expressions kept per realm (the definitions' expressions repeat on every step).
+COMPILED_PER_REALM = 1024
 
 _TIMEOUT_MESSAGE = f"took longer than {round(TIME_LIMIT_SECONDS * 1000)} ms and was stopped"
 
@@ -52,11 +65,15 @@ _STUBS = "".join(
 # - stringContains: pure JavaScript, no re-run needed.
 # - Code generation from strings is disabled: `Function` is reachable through `.constructor` of
 #   any function (the whitelist only catches the literal name). The async and generator
-#   function constructors are reachable only from such functions, which need syntax the
-#   whitelist refuses (or code generation), so they are left alone.
-# - The prototypes that data values use, and the global object, are frozen, so no expression can
-#   pollute what a later expression of the same batch reads (`Object.prototype.reply = 1`).
-#   Freezing every intrinsic would cost about 250 µs per batch; batches never share a realm.
+#   function constructors (reachable from functions the whitelist refuses but the sandbox
+#   alone would run) are disabled the same way.
+# - Then every object reachable from the global object, and from the hidden intrinsics that
+#   only instances lead to, is frozen (with its accessors and prototype chain), so no
+#   expression can change what a later one reads (`Object.prototype.reply = 1`,
+#   `Object.assign(Object.getPrototypeOf([].values()), ...)`). About 1 ms, once per realm.
+#   The only intrinsic state freezing cannot stop is behind the accessors
+#   Error.stackTraceLimit / Error.prepareStackTrace (QuickJS-NG keeps it in the context): the
+#   runner puts both back before every expression.
 # - Results: `join` builds a flat string (the binding cannot convert QuickJS "rope" strings,
 #   which `+` makes of long strings), and text must be well-formed UTF-16 to reach Python.
 #   'v' + JSON, 't' + text, or 'h' + the key of a host call to make first.
@@ -95,9 +112,12 @@ define('stringContains', function stringContains(source, value, ignoreCase) {
   return haystack.toLowerCase().includes(needle.toLowerCase());
 });
 const functionProto = Function.prototype;
-Object.defineProperty(functionProto, 'constructor', {value: function () {
+const noCodeGeneration = function () {
   throw new EvalError('code generation from strings is disabled');
-}});
+};
+[functionProto, Object.getPrototypeOf(function* () {}), Object.getPrototypeOf(async () => {}),
+  Object.getPrototypeOf(async function* () {})].forEach((proto) =>
+  Object.defineProperty(proto, 'constructor', {value: noCodeGeneration}));
 // Native loops that never check the time limit (join, reverse, ...) walk `length`, which a
 // sparse `Array(n)` or an array-like makes huge for free: cap both before freezing.
 const MAX_LENGTH = 1e6, NativeArray = Array, arrayProto = Array.prototype;
@@ -129,8 +149,30 @@ CappedArray.prototype = arrayProto;
 Object.defineProperty(global, 'Array', {value: CappedArray, writable: false, configurable: false});
 delete global.eval;
 delete global.Function;
-[functionProto, Object.prototype, Array.prototype, String.prototype, Number.prototype,
-  Boolean.prototype, global].forEach(Object.freeze);
+const protoOf = Object.getPrototypeOf, describe = Object.getOwnPropertyDescriptor;
+const errorSettings = ['stackTraceLimit', 'prepareStackTrace'].map((key) => describe(Error, key))
+  .filter((property) => property && property.get && property.set)
+  .map((property) => [property.set, property.get.call(Error)]);
+const resetErrorSettings = () => errorSettings.forEach(([set, value]) => set.call(Error, value));
+const hidden = [
+  [].values(), ''[Symbol.iterator](), new Map().entries(), new Set().values(),
+  /a/[Symbol.matchAll]('a'), [].values().map(Boolean), Iterator.from({next: null}),
+  function* () {}, function* () {}(), async function () {}, async function* () {},
+  async function* () {}(), async () => {}, Promise.resolve(), (function () { return arguments; })(),
+];
+const seen = new Set(), todo = [global, ...hidden];
+while (todo.length > 0) {
+  const item = todo.pop();
+  if ((typeof item !== 'object' && typeof item !== 'function') || item === null) continue;
+  if (seen.has(item)) continue;
+  seen.add(item);
+  Object.freeze(item);
+  todo.push(protoOf(item));
+  for (const key of Reflect.ownKeys(item)) {
+    const property = describe(item, key);
+    if (property) todo.push(property.value, property.get, property.set);
+  }
+}
 const replacer = (key, value) => (typeof value === 'bigint' ? value.toString() : value);
 const toJson = (value) => stringify(value, replacer) ?? 'null';
 const toText = (value) => {
@@ -143,6 +185,7 @@ const toText = (value) => {
 return function run(fn, data, step, mode, memoJson) {
   seq = 0;
   pending = null;
+  resetErrorSettings();
   memo = memoJson ? parse(memoJson) : null;
   let value, failed = false, failure;
   try {
@@ -182,40 +225,107 @@ class ResourceLimitError(SandboxError):
     """The expression hit the time, memory or stack limit."""
 
 
-class Sandbox:
-    """A fresh QuickJS realm for one batch. Use it on the thread that created it, then close it.
+class _Realm:
+    """One thread's long-lived frozen QuickJS context: the prelude, the runner, compiled code."""
 
-    A resource-limit failure replaces the context for the rest of the batch, so a memory bomb
-    cannot starve the expressions after it.
-    """
-
-    def __init__(self, data: Any, step: Any, *, serialized: bool = False) -> None:
-        """`serialized=True`: `data` and `step` are already JSON text (see `to_json`)."""
-        self._thread = threading.get_ident()
-        self._data_json = data if serialized else to_json(data)
-        self._step_json = step if serialized else to_json(step)
-        self._compiled: dict[str, Any] = {}
-        self._context: Any = None
-        self._open()
-
-    def _open(self) -> None:
+    def __init__(self, time_limit: float) -> None:
         context = _quickjs.Context()
         context.set_memory_limit(MEMORY_LIMIT_BYTES)
         context.set_max_stack_size(STACK_LIMIT_BYTES)
-        context.set_time_limit(TIME_LIMIT_SECONDS)
+        context.set_time_limit(TIME_LIMIT_SECONDS)  # the prelude needs ~1 ms, whatever `time_limit`
         try:
             self._runner = context.eval(_PRELUDE)
-            self._data = context.parse_json(self._data_json)
-            self._step = context.parse_json(self._step_json)
         except (_quickjs.JSException, _quickjs.StackOverflow) as error:
             raise _classify(error) from None
+        context.set_time_limit(time_limit)
         self._context = context
-        self._compiled = {}
+        self._compiled: dict[str, Any] = {}
+        self.runs = 0
+
+    def call(self, source: str, data_json: str, step_json: str, mode: Mode, memo: str) -> str:
+        """Run one expression on fresh copies of `data` and `step`; raise QuickJS errors."""
+        self.runs += 1
+        function = self._compile(source)
+        data = self._context.parse_json(data_json)
+        step = self._context.parse_json(step_json)
+        result: str = self._runner(function, data, step, mode, memo)
+        return result
+
+    def has_left_jobs(self) -> bool:
+        """Whether the last expression queued promise jobs (one of them runs to find out).
+
+        Jobs would outlive their expression and pile up in a long-lived realm, so a realm that
+        has any is replaced (expressions have no use for promises; this is rare and bounded).
+        """
+        try:
+            return bool(self._context.execute_pending_job())
+        except (_quickjs.JSException, _quickjs.StackOverflow):
+            return True
+
+    def _compile(self, source: str) -> Any:
+        function = self._compiled.get(source)
+        if function is None:
+            if len(self._compiled) >= COMPILED_PER_REALM:
+                self._compiled.clear()
+            wrapper = "(function (data, step) {\n'use strict';\nreturn (" + source + "\n);\n})"
+            function = self._compiled[source] = self._context.eval(wrapper)
+        return function
+
+
+_local = threading.local()
+
+
+def _realm(time_limit: float) -> _Realm:
+    """This thread's realm for `time_limit`, made on first use."""
+    realms: dict[float, _Realm] | None = getattr(_local, "realms", None)
+    if realms is None:
+        realms = _local.realms = {}
+    realm = realms.get(time_limit)
+    if realm is None or realm.runs >= REALM_RUNS:
+        realm = realms[time_limit] = _Realm(time_limit)
+    return realm
+
+
+def warm_realm(time_limit: float = TIME_LIMIT_SECONDS) -> None:
+    """Make this thread's realm for `time_limit` now (~5 ms), so no expression pays for it."""
+    _realm(time_limit)
+
+
+def _discard_realm(time_limit: float) -> None:
+    realms: dict[float, _Realm] | None = getattr(_local, "realms", None)
+    if realms is not None:
+        realms.pop(time_limit, None)
+
+
+class Sandbox:
+    """Evaluates expressions against one `data`/`step` snapshot in this thread's frozen realm.
+
+    Use it on the thread that created it. Every `run` sees `data` and `step` as they were given,
+    whatever an earlier run did to its own copies. A resource-limit failure replaces the
+    thread's realm, so a memory bomb cannot starve the expressions after it.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        step: Any,
+        *,
+        serialized: bool = False,
+        time_limit: float = TIME_LIMIT_SECONDS,
+    ) -> None:
+        """`serialized=True`: `data` and `step` are already JSON text (see `to_json`).
+
+        `time_limit`: CPU seconds per expression (the default is the documented 0.5 s; a
+        shorter one serves callers that retry elsewhere with the full limit).
+        """
+        self._thread = threading.get_ident()
+        self._data_json = data if serialized else to_json(data)
+        self._step_json = step if serialized else to_json(step)
+        self._time_limit = time_limit
+        self._timeout_message = f"took longer than {round(time_limit * 1000)} ms and was stopped"
 
     def close(self) -> None:
-        """Drop the context (and everything the expressions allocated)."""
-        self._context = self._runner = self._data = self._step = None
-        self._compiled = {}
+        """Nothing to release: the realm outlives the sandbox (kept for `with` blocks)."""
 
     def __enter__(self) -> Sandbox:
         return self
@@ -233,21 +343,25 @@ class Sandbox:
             raise RuntimeError("a Sandbox must be used on the thread that created it")
         if _has_lone_surrogate(source):
             raise ScriptError("SyntaxError: the expression contains an unpaired surrogate")
-        if self._context is None:
-            self._open()
         memo: dict[str, Any] = {}
         started = time.thread_time()
         while True:
+            realm = _realm(self._time_limit)
             try:
-                function = self._compile(source)
-                result = self._runner(
-                    function, self._data, self._step, mode, json.dumps(memo) if memo else ""
+                result = realm.call(
+                    source,
+                    self._data_json,
+                    self._step_json,
+                    mode,
+                    json.dumps(memo) if memo else "",
                 )
             except (_quickjs.JSException, _quickjs.StackOverflow) as error:
-                failure = _classify(error)
-                if isinstance(failure, ResourceLimitError):
-                    self.close()  # a fresh context for the rest of the batch
+                failure = _classify(error, self._timeout_message)
+                if isinstance(failure, ResourceLimitError) or realm.has_left_jobs():
+                    _discard_realm(self._time_limit)  # a fresh context for what comes next
                 raise failure from None
+            if realm.has_left_jobs():
+                _discard_realm(self._time_limit)
             tag, body = result[0], result[1:]
             if tag == "t":
                 return body
@@ -255,16 +369,9 @@ class Sandbox:
                 return _loads(body)
             if len(memo) >= MAX_HOST_CALLS:
                 raise HostCallError(f"more than {MAX_HOST_CALLS} helper function calls")
-            if time.thread_time() - started > TIME_LIMIT_SECONDS:  # the limit spans re-runs
-                raise ResourceLimitError(_TIMEOUT_MESSAGE)
+            if time.thread_time() - started > self._time_limit:  # the limit spans re-runs
+                raise ResourceLimitError(self._timeout_message)
             memo[body] = _host_call(body)
-
-    def _compile(self, source: str) -> Any:
-        function = self._compiled.get(source)
-        if function is None:
-            wrapper = "(function (data, step) {\n'use strict';\nreturn (" + source + "\n);\n})"
-            function = self._compiled[source] = self._context.eval(wrapper)
-        return function
 
 
 def _has_lone_surrogate(text: str) -> bool:
@@ -343,13 +450,13 @@ def _host_call(key: str) -> Any:
         raise HostCallError(f"{name}: {type(error).__name__}: {error}") from None
 
 
-def _classify(error: Exception) -> SandboxError:
+def _classify(error: Exception, timeout_message: str = _TIMEOUT_MESSAGE) -> SandboxError:
     if isinstance(error, _quickjs.StackOverflow):
         return ResourceLimitError("stack overflow (too much recursion)")
     text = str(error)
     first = text.split("\n", 1)[0].strip()
     if first.startswith("InternalError: interrupted"):
-        return ResourceLimitError(_TIMEOUT_MESSAGE)
+        return ResourceLimitError(timeout_message)
     if "out of memory" in first or first == "null":
         # QuickJS throws a bare `null` when it cannot even allocate the exception object.
         return ResourceLimitError(f"exceeded {MEMORY_LIMIT_BYTES // (1024 * 1024)} MB of memory")
