@@ -409,10 +409,18 @@ def test_changes_to_data_die_with_the_expression(sandbox: Sandbox) -> None:
     assert sandbox.run("step.reply") is None
 
 
-def test_promise_jobs_do_not_outlive_their_expression(sandbox: Sandbox) -> None:
-    assert sandbox.run("typeof Promise.resolve(1).then(Object.freeze)") == "object"
-    assert sandbox.run("typeof queueMicrotask(Object.freeze)") == "undefined"
-    _healthy(sandbox)
+def test_promise_jobs_do_not_outlive_their_batch() -> None:
+    limit = sandbox_module.TIME_LIMIT_SECONDS
+    with Sandbox(DATA, STEP) as box:
+        assert box.run("typeof Promise.resolve(1).then(Object.freeze)") == "object"
+        assert box.run("typeof queueMicrotask(Object.freeze)") == "undefined"
+        _healthy(box)
+        realm = sandbox_module._realm(limit)
+    assert sandbox_module._realm(limit) is not realm  # replaced: its jobs never run
+    with Sandbox(DATA, STEP) as box:
+        _healthy(box)
+        realm = sandbox_module._realm(limit)
+    assert sandbox_module._realm(limit) is realm  # no jobs: kept
 
 
 def test_realms_are_reused_and_renewed(monkeypatch: pytest.MonkeyPatch) -> None:

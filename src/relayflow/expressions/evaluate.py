@@ -5,11 +5,11 @@ successor conditions). Expressions run in the thread's frozen QuickJS realm on f
 `data` and `step` (expressions/sandbox.py), so nothing one expression does can be seen by
 another, not even within a step; a batch without expressions never touches QuickJS.
 
-From asyncio, a batch is first tried on the event loop itself with a short CPU budget (a warm
+From asyncio, a batch is first tried on the event loop itself with a short time budget (a warm
 realm evaluates a typical expression in ~10 µs, far less than a thread-pool hop costs); a
 batch that needs more than the budget, or hits any limit, is thrown away and evaluated again
 on the expression thread pool with the full limits. Re-running is safe because expressions
-have no side effects (the whitelist), and the loop is never blocked for longer than the budget.
+have no side effects (the whitelist), and the loop is blocked for little more than the budget.
 
 Three kinds of job, because 8x8 treats them differently:
 - "input": any JSON; strings are templates, objects/arrays are evaluated recursively. Every
@@ -56,7 +56,7 @@ from relayflow.expressions.whitelist import forbidden_construct
 MAX_EXPRESSION_LENGTH = Limits().max_expression_length
 MAX_INPUT_DEPTH = 64
 _SHOWN_CHARACTERS = 120
-# CPU a batch may spend on the event loop before it is moved to the thread pool.
+# Time a batch may spend on the event loop before it is moved to the thread pool.
 INLINE_BUDGET_SECONDS = 0.002
 _TOLERANT_READ = re.compile(r"^TypeError: cannot read property .* of (null|undefined)$")
 
@@ -139,7 +139,7 @@ class _Session:
         self._step_json = step_json
         self._max_length = max_length
         self._inline_budget = inline_budget
-        self._started = time.thread_time()
+        self._started = time.perf_counter()
         self._sandbox: Sandbox | None = None
 
     def run(self, source: str, mode: Mode) -> Any:
@@ -165,10 +165,15 @@ class _Session:
             raise _Failure.expression(source, error.message, tolerant=tolerant) from None
         if (
             self._inline_budget is not None
-            and time.thread_time() - self._started > self._inline_budget
+            and time.perf_counter() - self._started > self._inline_budget
         ):
             raise _NeedsThread
         return value
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
+            self._sandbox = None
 
 
 def _parts(text: str) -> list[Part]:
@@ -273,7 +278,10 @@ def evaluate_serialized(
 ) -> list[Outcome]:
     """`evaluate_batch` with `data` and `step` already JSON text (snapshotted by the caller)."""
     session = _Session(data_json, step_json, max_expression_length)
-    return [_evaluate(session, job) for job in jobs]
+    try:
+        return [_evaluate(session, job) for job in jobs]
+    finally:
+        session.close()
 
 
 def _evaluate_inline(
@@ -286,6 +294,8 @@ def _evaluate_inline(
         return [_evaluate(session, job) for job in jobs]
     except _NeedsThread:
         return None
+    finally:
+        session.close()
 
 
 def evaluate_batch(
@@ -306,7 +316,7 @@ def evaluate_batch(
 
 
 class ExpressionEvaluator:
-    """Asyncio facade: a batch runs inline within a small CPU budget, else on a thread pool.
+    """Asyncio facade: a batch runs inline within a small time budget, else on a thread pool.
 
     A dedicated pool keeps a burst of slow expressions (up to 500 ms each) from starving the
     default executor that other libraries use. `inline=False` sends every batch to the pool.
