@@ -409,7 +409,8 @@ def test_changes_to_data_die_with_the_expression(sandbox: Sandbox) -> None:
     assert sandbox.run("step.reply") is None
 
 
-def test_promise_jobs_do_not_outlive_their_batch() -> None:
+def test_promise_jobs_do_not_outlive_their_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_module, "JOB_CHECK_INTERVAL", 1)
     limit = sandbox_module.TIME_LIMIT_SECONDS
     with Sandbox(DATA, STEP) as box:
         assert box.run("typeof Promise.resolve(1).then(Object.freeze)") == "object"
@@ -417,6 +418,7 @@ def test_promise_jobs_do_not_outlive_their_batch() -> None:
         _healthy(box)
         realm = sandbox_module._realm(limit)
     assert sandbox_module._realm(limit) is not realm  # replaced: its jobs never run
+    # (the realm checks every JOB_CHECK_INTERVAL batches; pending jobs never run meanwhile)
     with Sandbox(DATA, STEP) as box:
         _healthy(box)
         realm = sandbox_module._realm(limit)
