@@ -191,10 +191,17 @@ class Worker:
                 log.exception("sprint_failed", instance=instance_id, owner=self.owner)
 
     async def process(self, instance_id: str) -> None:
-        async with self._db.transaction() as conn:
-            state = await instance_store.load_state(
-                conn, instance_id, self.owner, self._clock.now_ms()
+        now = self._clock.now_ms()
+        async with self._db.read() as conn:
+            loaded = await instance_store.load_state(
+                conn, instance_id, self.owner, now, read_only=True
             )
+        if loaded is None:  # a wait timed out: its subscription must go, in a transaction
+            async with self._db.transaction() as conn:
+                loaded = await instance_store.load_state(conn, instance_id, self.owner, now)
+        if loaded is None:  # a writable load always gives the state
+            raise RuntimeError(f"instance {instance_id} could not be loaded")
+        state = loaded
         state.worker = self.owner
         plan = await self._plans.get(state.account_id, state.definition_id, state.version)
         while True:

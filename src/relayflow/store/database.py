@@ -94,6 +94,7 @@ class Database:
         self.dialect = "sqlite" if self.url.drivername.startswith("sqlite") else "postgresql"
         self._write_lock = asyncio.Lock()
         self._sqlite: Engine | None = None
+        self._sqlite_writer: Connection | None = None
         self._postgres: AsyncEngine | None = None
         if self.dialect == "sqlite":
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
@@ -127,10 +128,22 @@ class Database:
             async with self._postgres.begin() as connection:
                 yield connection
             return
-        assert self._sqlite is not None
         async with self._write_lock:
-            with self._sqlite.begin() as connection:
-                yield cast(AsyncConnection, InlineConnection(connection))
+            writer = self._writer()
+            with writer.begin():
+                yield cast(AsyncConnection, InlineConnection(writer))
+
+    def _writer(self) -> Connection:
+        """The one connection SQLite writes go through: held, not checked out of the pool per
+        transaction (that costs about as much as an empty transaction itself)."""
+        if (
+            self._sqlite_writer is None
+            or self._sqlite_writer.closed
+            or self._sqlite_writer.invalidated
+        ):
+            assert self._sqlite is not None
+            self._sqlite_writer = self._sqlite.connect()
+        return self._sqlite_writer
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -159,6 +172,9 @@ class Database:
     async def dispose(self) -> None:
         if self._postgres is not None:
             await self._postgres.dispose()
+        if self._sqlite_writer is not None:
+            self._sqlite_writer.close()
+            self._sqlite_writer = None
         if self._sqlite is not None:
             self._sqlite.dispose()
 
@@ -181,7 +197,6 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Writers take the write lock up front (no deadlock-prone lock upgrades); readers defer.
-        if connection.get_execution_options().get("relayflow_read"):
-            connection.exec_driver_sql("BEGIN")
-        else:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: SQLAlchemy's statement machinery would double the cost.
+        read = connection.get_execution_options().get("relayflow_read")
+        connection.connection.dbapi_connection.execute("BEGIN" if read else "BEGIN IMMEDIATE")

@@ -254,11 +254,15 @@ def _pointer(row: Any) -> PointerState:
 
 
 async def load_state(
-    conn: AsyncConnection, instance_id: str, owner: str, now_ms: int
-) -> InstanceState:
+    conn: AsyncConnection, instance_id: str, owner: str, now_ms: int, *, read_only: bool = False
+) -> InstanceState | None:
     """Load a leased instance with its active pointers. Waits whose timeout has passed lose
     their subscription here, so the router cannot also deliver to them; a wait the router
-    reached first keeps its event."""
+    reached first keeps its event.
+
+    `read_only`: `conn` may not write; None when a timed-out wait needs that write (load again
+    in a transaction). Most loads write nothing, and a read costs no write lock or commit.
+    """
     row = (await conn.execute(_SELECT_INSTANCE, {"instance_id": instance_id})).first()
     if row is None or row.lease_owner != owner:
         raise LeaseLost(instance_id)
@@ -266,6 +270,8 @@ async def load_state(
     loaded = {p.id: p for p in map(_pointer, pointer_rows)}
     for pointer in loaded.values():
         if pointer.event_key and not pointer.has_event and (pointer.wake_at_ms or 0) <= now_ms:
+            if read_only:
+                return None
             removed = await conn.execute(
                 delete(subscriptions).where(subscriptions.c.pointer_id == pointer.id)
             )
