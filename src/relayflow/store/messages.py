@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.store.tables import messages
@@ -49,11 +49,37 @@ def _row(row: Any) -> MessageRow:
 
 _BY_POINTER = select(messages).where(messages.c.pointer_id == bindparam("pointer_id"))
 _INSERT = messages.insert()
+_ANSWER: dict[str, Any] = {
+    "response_json": bindparam("response_json"),
+    "status": bindparam("status"),
+}
+_RECORD_ANSWER = update(messages).where(messages.c.id == bindparam("row_id")).values(**_ANSWER)
+# 8x8's umid becomes the row's id: delivery receipts and GET /messages/{umid} find it by that.
+_RECORD_ANSWER_WITH_UMID = (
+    update(messages)
+    .where(messages.c.id == bindparam("row_id"))
+    .values(id=bindparam("umid"), **_ANSWER)
+)
 
 
 async def message_for_pointer(conn: AsyncConnection, pointer_id: str) -> MessageRow | None:
     row = (await conn.execute(_BY_POINTER, {"pointer_id": pointer_id})).first()
     return _row(row) if row is not None else None
+
+
+async def record_answer(
+    conn: AsyncConnection, row_id: str, umid: str | None, answer: dict[str, Any], status: str
+) -> None:
+    """Store the provider's answer to a send (and its message id, when it gave one)."""
+    parameters = {
+        "row_id": row_id,
+        "response_json": orjson.dumps(answer).decode(),
+        "status": status,
+    }
+    if umid:
+        await conn.execute(_RECORD_ANSWER_WITH_UMID, {**parameters, "umid": umid})
+    else:
+        await conn.execute(_RECORD_ANSWER, parameters)
 
 
 async def insert_message(conn: AsyncConnection, message: MessageRow) -> None:

@@ -233,8 +233,5 @@ class EightByEightProvider:
     async def _finish(
         self, row_id: str, umid: str | None, answer: dict[str, Any], status: str
     ) -> None:
-        values: dict[str, Any] = {"response_json": orjson.dumps(answer).decode(), "status": status}
-        if umid:
-            values["id"] = umid
         async with self._db.transaction() as conn:
-            await conn.execute(update(messages).where(messages.c.id == row_id).values(**values))
+            await message_store.record_answer(conn, row_id, umid, answer, status)
