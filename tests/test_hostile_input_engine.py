@@ -664,19 +664,21 @@ async def test_prototype_tampering_is_rejected_at_save_time(flow: Flow) -> None:
     assert await snapshot(flow.context) == before  # nothing was saved
 
 
-# Tampering that the save-time whitelist lets through: built-ins it cannot name are mutated
-# through calls (the prelude freezes only the hot prototypes and the global object), so each
-# expression needs a realm of its own.
+# Tampering that the save-time whitelist lets through: built-ins it cannot name are reached
+# through calls. Every intrinsic of the realm is frozen, so changing one fails the expression
+# (and faults its step); an expression's own copies of `data`/`step` may change, but die with it.
 TAMPER_OUTPUTS = {
     "t_codegen": "{{typeof data['constr' + 'uctor']}}",
-    "t_keys": "{{Object.assign(Object, {keys: Object.values}) === Object}}",
-    "t_regex": "{{Object.defineProperty(Object.getPrototypeOf(/a/), 'test', {value: Boolean})"
-    " !== null}}",
-    "t_math": "{{Object.assign(Math, {max: Math.min}) === Math}}",
-    "t_json": "{{Object.assign(JSON, {polluted: 'yes'}).polluted}}",
     "t_data": "{{Object.assign(data, {n: 'tampered'}) !== null}}",
     "t_proto": "{{Reflect.setPrototypeOf(data, null)}}",
 }
+INTRINSIC_TAMPERS = [
+    "{{Object.assign(Object, {keys: Object.values}) === Object}}",
+    "{{Object.defineProperty(Object.getPrototypeOf(/a/), 'test', {value: Boolean}) !== null}}",
+    "{{Object.assign(Math, {max: Math.min}) === Math}}",
+    "{{Object.assign(JSON, {polluted: 'yes'}).polluted}}",
+    "{{Object.assign(Object.getPrototypeOf([].values()), {polluted: 'yes'}) !== null}}",
+]
 READ_OUTPUTS = {
     "keys": "{{Object.keys({a: 1})[0]}}",
     "regex": "{{/x/.test('y')}}",
@@ -701,7 +703,7 @@ def _reads(prefix: str) -> dict[str, str]:
 async def test_tampering_past_the_whitelist_reaches_no_other_instance_or_step(
     flow: Flow,
 ) -> None:
-    for source in TAMPER_OUTPUTS.values():  # these really pass the save-time whitelist
+    for source in [*TAMPER_OUTPUTS.values(), *INTRINSIC_TAMPERS]:  # they pass the whitelist
         report = await flow.call(
             "POST",
             "/definitions/validate",
@@ -718,11 +720,20 @@ async def test_tampering_past_the_whitelist_reaches_no_other_instance_or_step(
         ],
         trigger="http_request",
     )
+    intrinsic_tampers = [
+        await flow.define([sms("tamper", "x", outputs={"o": source})], trigger="http_request")
+        for source in INTRINSIC_TAMPERS
+    ]
     victim = await flow.define(
         [sms("victim", "victim", outputs=_reads("v_"))], trigger="http_request"
     )
-    await flow.http_trigger({"n": 1})  # both instances run in the same worker run
+    await flow.http_trigger({"n": 1})  # every instance runs in the same worker run
     await flow.http_trigger({"n": 2})
+    for definition in intrinsic_tampers:
+        for item in await flow.instances(definition):
+            assert item["status"] == "Terminated"
+            [error] = await flow.errors(definition, item["workflowId"])
+            assert "TypeError" in error["message"], error
     for definition, prefix in ((tamper, "later_"), (victim, "v_")):
         for item in await flow.instances(definition):
             instance = await flow.instance(definition, item["workflowId"])
