@@ -1,10 +1,13 @@
-"""While the database is unreachable the API answers 503 + Retry-After, not a 500."""
+"""While the database is unreachable or full the API answers 503 + Retry-After, not a 500."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 
+import asyncpg
 import httpx
+import pytest
 
 from relayflow.api.app import create_app
 from relayflow.clock import ManualClock
@@ -35,3 +38,30 @@ async def test_unreachable_database_is_a_503() -> None:
             assert health.status_code == 503
     finally:
         await runtime.close()
+
+
+@pytest.mark.postgres
+async def test_a_database_out_of_connections_is_a_503(postgres_url: str) -> None:
+    # A role allowed one connection, and someone else holding it: PostgreSQL refuses the API's
+    # connection with SQLSTATE 53300 ("too many connections"), as when max_connections is hit.
+    role = f"relayflow_limited_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_url)
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1')
+    base, _, database = postgres_url.rpartition("/")
+    url = f"postgresql://{role}@{base.rpartition('@')[2]}/{database}"
+    holder = await asyncpg.connect(url)
+    runtime = Runtime(Settings(database_url=url), Database(url), ManualClock())
+    transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://relayflow.test") as http:
+            response = await http.get(
+                "/api/v1/accounts/acme/definitions", headers={"Authorization": "Bearer rf_abc_def"}
+            )
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == 2001
+            assert response.headers["retry-after"] == "1"
+    finally:
+        await runtime.close()
+        await holder.close()
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()

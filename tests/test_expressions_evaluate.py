@@ -420,6 +420,25 @@ async def test_batches_over_the_inline_budget_move_to_the_pool(
     assert (evaluator.inline_batches, evaluator.pool_batches) == (1, 1)
 
 
+async def test_after_a_memory_bomb_the_loop_waits_before_making_a_new_realm(
+    evaluator: ExpressionEvaluator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from relayflow.expressions import evaluate
+
+    monkeypatch.setattr(evaluate, "INLINE_REALM_EVERY_SECONDS", 3600)
+    quick = [Job("{{ data.code }}", "input")]
+    assert await evaluator.evaluate(quick, DATA, STEP) == [Outcome(200)]
+    [bomb] = await evaluator.evaluate([Job("{{ 'x'.repeat(1e9) }}", "input")], DATA, STEP)
+    assert bomb.error is not None
+    assert "exceeded 32 MB" in bomb.error
+    # The bomb destroyed the loop's realm; rebuilding it (~5 ms of blocked loop) waits.
+    assert await evaluator.evaluate(quick, DATA, STEP) == [Outcome(200)]
+    assert (evaluator.inline_batches, evaluator.pool_batches) == (1, 2)
+    monkeypatch.setattr(evaluate, "INLINE_REALM_EVERY_SECONDS", 0)
+    assert await evaluator.evaluate(quick, DATA, STEP) == [Outcome(200)]
+    assert (evaluator.inline_batches, evaluator.pool_batches) == (2, 2)
+
+
 async def test_inline_evaluation_can_be_turned_off() -> None:
     evaluator = ExpressionEvaluator(max_workers=1, inline=False)
     try:

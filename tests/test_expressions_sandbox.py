@@ -443,9 +443,14 @@ def test_realms_are_reused_and_renewed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_shorter_time_limit_is_its_own_realm() -> None:
     with Sandbox(DATA, STEP, time_limit=0.01) as quick:
+        quick.run("1")
+        realm = sandbox_module._realm(0.01)
+        assert realm is not sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS)
         with pytest.raises(ResourceLimitError, match="took longer than 10 ms"):
             quick.run("/(a+)+$/.test('a'.repeat(40) + 'b')")
         assert quick.run("data.code") == 200
+        # An interrupt unwinds cleanly: the realm is kept (memory and stack failures replace it).
+        assert sandbox_module._realm(0.01) is realm
 
 
 def test_prototype_tampering_never_reaches_the_next_batch() -> None:

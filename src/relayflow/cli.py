@@ -109,7 +109,12 @@ def _start(db: str, log_level: str, **settings: Any) -> tuple[Settings, Database
     configure_logging(log_level)
     try:
         config = Settings(database_url=db, log_level=log_level, **settings)
-        return config, Database(config.database_url, echo=config.echo_sql)
+        return config, Database(
+            config.database_url,
+            echo=config.echo_sql,
+            pool_size=config.db_pool_size,
+            max_overflow=config.db_max_overflow,
+        )
     except DatabaseUrlError as error:
         raise _fail(str(error)) from None
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # Log SQL statements (never parameters: they may hold secrets).
     echo_sql: bool = False
+    # PostgreSQL connections per process: a pool this size plus this much overflow (and one
+    # LISTEN connection). Keep processes × (pool + overflow + 1) under max_connections.
+    db_pool_size: int = Field(default=16, ge=1)
+    db_max_overflow: int = Field(default=8, ge=0)
     limits: Limits = Field(default_factory=Limits)
     # Encrypts 8x8 API keys at rest and signs callback URLs; required once an account uses 8x8.
     secret_key: SecretStr | None = None

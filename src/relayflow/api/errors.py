@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -76,15 +77,30 @@ async def _http_exception(request: Request, error: Exception) -> Response:
 def database_unavailable(error: BaseException) -> bool:
     """A lost or refused database connection: temporary, unlike a bug."""
     if isinstance(
-        error, OSError | TimeoutError | OperationalError | InterfaceError | DisconnectionError
+        error,
+        OSError
+        | TimeoutError
+        | PoolTimeoutError  # every pooled connection busy for pool_timeout seconds
+        | OperationalError
+        | InterfaceError
+        | DisconnectionError,
     ):
         return True
     if isinstance(error, DBAPIError):
         if error.connection_invalidated:
             return True
         original = error.orig
-        return isinstance(original, OSError) or type(original).__name__ in _CONNECTION_ERRORS
+        sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        causes = {type(original).__name__, type(getattr(original, "__cause__", None)).__name__}
+        return isinstance(original, OSError) or bool(causes & _CONNECTION_ERRORS)
     return False
+
+
+# SQLSTATE classes of a server that cannot take us now: connection exceptions (08), too many
+# connections / out of resources (53), shutdown or starting up (57P).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P")
 
 
 # asyncpg's names for "the server is going away / not there yet" (wrapped by SQLAlchemy).
@@ -96,6 +112,7 @@ _CONNECTION_ERRORS = frozenset(
         "ConnectionFailureError",
         "CrashShutdownError",
         "InterfaceError",
+        "TooManyConnectionsError",
     }
 )
 

@@ -40,6 +40,7 @@ from relayflow.expressions.sandbox import (
     Sandbox,
     SandboxError,
     ScriptError,
+    realm_ready,
     to_json,
     warm_realm,
 )
@@ -58,6 +59,10 @@ MAX_INPUT_DEPTH = 64
 _SHOWN_CHARACTERS = 120
 # Time a batch may spend on the event loop before it is moved to the thread pool.
 INLINE_BUDGET_SECONDS = 0.002
+# Making a realm blocks the loop for ~5 ms; after a memory or stack bomb destroyed the loop's
+# realm, batches go to the pool until this long has passed, so hostile expressions cannot make
+# the loop rebuild its realm over and over.
+INLINE_REALM_EVERY_SECONDS = 1.0
 _TOLERANT_READ = re.compile(r"^TypeError: cannot read property .* of (null|undefined)$")
 
 Kind = Literal["input", "output", "condition"]
@@ -288,7 +293,6 @@ def _evaluate_inline(
     jobs: Sequence[tuple[Any, str]], data_json: str, step_json: str, max_expression_length: int
 ) -> list[Outcome] | None:
     """The batch's outcomes, or None when it must go to the thread pool."""
-    warm_realm(INLINE_BUDGET_SECONDS)  # outside the budget: made once per thread and failure
     session = _Session(data_json, step_json, max_expression_length, INLINE_BUDGET_SECONDS)
     try:
         return [_evaluate(session, job) for job in jobs]
@@ -334,6 +338,7 @@ class ExpressionEvaluator:
         self._inline = inline
         self.inline_batches = 0
         self.pool_batches = 0
+        self._inline_realm_lost_at = -math.inf
 
     async def evaluate(
         self, jobs: Sequence[tuple[Any, str]], data: Any, step: Any = None
@@ -345,11 +350,13 @@ class ExpressionEvaluator:
         """
         jobs = list(jobs)
         data_json, step_json = to_json(data), to_json(step)
-        if self._inline:
+        if self._inline and self._inline_realm():
             outcomes = _evaluate_inline(jobs, data_json, step_json, self._max_expression_length)
             if outcomes is not None:
                 self.inline_batches += 1
                 return outcomes
+            if not realm_ready(INLINE_BUDGET_SECONDS):  # out of memory or stack: destroyed
+                self._inline_realm_lost_at = time.monotonic()
         self.pool_batches += 1
         call = functools.partial(
             evaluate_serialized,
@@ -359,6 +366,15 @@ class ExpressionEvaluator:
             max_expression_length=self._max_expression_length,
         )
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _inline_realm(self) -> bool:
+        """Whether the loop thread has a realm, making one unless a batch just destroyed it."""
+        if realm_ready(INLINE_BUDGET_SECONDS):
+            return True
+        if time.monotonic() - self._inline_realm_lost_at < INLINE_REALM_EVERY_SECONDS:
+            return False
+        warm_realm(INLINE_BUDGET_SECONDS)  # outside any batch's budget
+        return True
 
     def close(self) -> None:
         """Wait for running batches, then stop the threads."""

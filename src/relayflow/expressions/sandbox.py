@@ -299,6 +299,13 @@ def warm_realm(time_limit: float = TIME_LIMIT_SECONDS) -> None:
     _realm(time_limit)
 
 
+def realm_ready(time_limit: float = TIME_LIMIT_SECONDS) -> bool:
+    """Whether this thread has a usable realm for `time_limit` (no ~5 ms set-up needed)."""
+    realms: dict[float, _Realm] | None = getattr(_local, "realms", None)
+    realm = realms.get(time_limit) if realms else None
+    return realm is not None and realm.runs < REALM_RUNS
+
+
 def _discard_realm(time_limit: float) -> None:
     realms: dict[float, _Realm] | None = getattr(_local, "realms", None)
     if realms is not None:
@@ -371,8 +378,12 @@ class Sandbox:
                 )
             except (_quickjs.JSException, _quickjs.StackOverflow) as error:
                 failure = _classify(error, self._timeout_message)
-                if isinstance(failure, ResourceLimitError):
-                    _discard_realm(self._time_limit)  # a fresh context for what comes next
+                if isinstance(failure, ResourceLimitError) and failure.message != (
+                    self._timeout_message
+                ):
+                    # Out of memory or stack: a fresh context for what comes next. (An
+                    # interrupt unwinds cleanly and the realm has nothing shared to corrupt.)
+                    _discard_realm(self._time_limit)
                 raise failure from None
             tag, body = result[0], result[1:]
             if tag == "t":

@@ -89,7 +89,10 @@ class InlineConnection:
 class Database:
     """The engine plus the dialect hooks the rest of the store relies on."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 16, max_overflow: int = 8
+    ) -> None:
+        """`pool_size` / `max_overflow`: PostgreSQL connections this process may hold."""
         self.url = async_url(url)
         self.dialect = "sqlite" if self.url.drivername.startswith("sqlite") else "postgresql"
         self._write_lock = asyncio.Lock()
@@ -110,10 +113,11 @@ class Database:
                 self.url,
                 echo=echo,
                 hide_parameters=True,
-                # A worker runs 32 sprints at once and the API serves many requests: a pool
-                # smaller than that opens and closes overflow connections all the time.
-                pool_size=40,
-                max_overflow=20,
+                # A worker runs 32 sprints at once, but a sprint holds a connection only for
+                # its short transactions: 16 + 8 keeps overflow connections rare (each is a
+                # backend fork) while api + 2 workers stay far below max_connections = 100.
+                pool_size=pool_size,
+                max_overflow=max_overflow,
                 pool_pre_ping=True,
             )
 
