@@ -130,7 +130,7 @@ class _Session:
     """One batch: the lazily created sandbox and the expression checks.
 
     `inline_budget` set: the batch runs on the event loop; an expression that hits a limit,
-    or a batch that spends more CPU than the budget, raises `_NeedsThread`.
+    or a batch that takes longer than the budget, raises `_NeedsThread`.
     """
 
     def __init__(
