@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from relayflow.api.context import AppContext
+from relayflow.engine.runner import successor_id
 from relayflow.store import instances as instance_store
 from tests.flow_harness import Flow
 
@@ -55,3 +59,18 @@ async def test_rerun_after_a_lost_write_does_not_send_twice(
         log["id"] for log in (await flow.instance(definition, instance["workflowId"]))["logs"]
     ]
     assert [m["stepLogId"] for m in outbox] == step_log_ids  # the same step executions
+
+
+@given(predecessor=st.uuids(), step_id=st.text(max_size=80), index=st.integers(0, 50))
+def test_successor_ids_are_uuid5_of_the_predecessor(
+    predecessor: uuid.UUID, step_id: str, index: int
+) -> None:
+    expected = str(uuid.uuid5(predecessor, f"{index}:{step_id}"))
+    assert successor_id(str(predecessor), step_id, index) == expected
+
+
+def test_successor_ids_need_a_uuid() -> None:
+    with pytest.raises(ValueError, match="not a UUID"):
+        successor_id("not-a-uuid", "a", 0)
+    with pytest.raises(ValueError, match="not a UUID"):
+        successor_id("abcd", "a", 0)
