@@ -25,7 +25,7 @@ from relayflow.store import definitions as definition_store
 from relayflow.store import instances as instance_store
 from relayflow.store import usage as usage_store
 from relayflow.store.database import Database
-from relayflow.store.definitions import DefinitionRow
+from relayflow.store.definitions import DefinitionRow, TriggerMatch
 from relayflow.store.inbox import record_event
 from relayflow.store.instances import NewInstance
 
@@ -137,7 +137,9 @@ class Router:
         sub_account = _sub_account_of(body)
         async with self._db.transaction() as conn:
             await record_event(conn, str(uuid.uuid4()), account_id, "test", None, body, now)
-            started = await self._start(conn, account_id, [definition], body, sub_account, now)
+            started = await self._start(
+                conn, account_id, [TriggerMatch.of(definition)], body, sub_account, now
+            )
         self._on_work()
         return started[0]
 
@@ -174,7 +176,7 @@ class Router:
         self,
         conn: AsyncConnection,
         account_id: str,
-        definitions: list[DefinitionRow],
+        definitions: list[TriggerMatch],
         body: dict[str, Any],
         sub_account_id: str | None,
         now: int,
@@ -204,7 +206,7 @@ class Router:
                 version=row.version,
                 sub_account_id=sub_account_id,
                 data=data,
-                entry_step=row.steps[0]["id"],
+                entry_step=row.entry_step,
                 first_pointer_id=str(uuid.uuid4()),
                 now_ms=now,
             )

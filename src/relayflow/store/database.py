@@ -4,8 +4,9 @@ PostgreSQL runs on asyncpg through SQLAlchemy's async engine. SQLite runs *inlin
 statements take 10-50 µs on a local file, while handing each one to aiosqlite's thread costs
 ~0.4 ms (spec/tech-stack-measurements.md §3), so a synchronous pysqlite connection is driven
 directly from the event loop behind the same async interface the store code uses. Writers of
-the process take turns on an asyncio lock and `BEGIN IMMEDIATE` (SQLite admits one writer; WAL
-lets readers go on); readers use deferred transactions. Users write plain URLs
+the process take turns on an asyncio lock on one held connection; units that are ready together
+share one `BEGIN IMMEDIATE` ... `COMMIT` (group commit, each unit in a savepoint; SQLite admits
+one writer; WAL lets readers go on); readers use deferred transactions. Users write plain URLs
 (`sqlite:///./relayflow.db`, `postgresql://user@host/db`); drivers are chosen here.
 """
 
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from relayflow.store.migrations import upgrade_to_head
@@ -86,6 +88,32 @@ class InlineConnection:
         return function(self._connection, *args, **kwargs)
 
 
+def _lost_transaction() -> OperationalError:
+    return OperationalError(
+        "COMMIT", None, Exception("the shared SQLite transaction was lost; nothing was saved")
+    )
+
+
+class _CommitGroup:
+    """One SQLite transaction shared by the units that were ready together."""
+
+    def __init__(self, writer: Connection, transaction: RootTransaction) -> None:
+        self.writer = writer
+        self.transaction = transaction
+        self.broken: BaseException | None = None
+        self._done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def finish(self, error: BaseException | None) -> None:
+        if error is None:
+            self._done.set_result(None)
+        else:
+            self._done.set_exception(error)
+
+    async def committed(self) -> None:
+        """Wait for the COMMIT; its failure is every unit's failure."""
+        await asyncio.shield(self._done)
+
+
 class Database:
     """The engine plus the dialect hooks the rest of the store relies on."""
 
@@ -98,6 +126,8 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._sqlite: Engine | None = None
         self._sqlite_writer: Connection | None = None
+        self._group: _CommitGroup | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
         self._postgres: AsyncEngine | None = None
         if self.dialect == "sqlite":
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
@@ -127,15 +157,72 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """`async with db.transaction() as conn:` — one atomic unit of work."""
+        """`async with db.transaction() as conn:` — one atomic unit of work, durable (committed)
+        when the block has exited without an exception.
+
+        On SQLite, units that are ready together share one COMMIT (group commit, DESIGN.md §6):
+        each unit runs in a SAVEPOINT of the open transaction (so it rolls back alone), and its
+        block exits only after the COMMIT that holds it; a failed COMMIT fails every unit in it.
+        """
         if self._postgres is not None:
             async with self._postgres.begin() as connection:
                 yield connection
             return
         async with self._write_lock:
-            writer = self._writer()
-            with writer.begin():
+            group = self._group if self._group is not None else self._open_group()
+            writer = group.writer
+            driver = writer.connection.dbapi_connection
+            if group.broken is not None or driver is None or not driver.in_transaction:
+                # SQLite gave the shared transaction up (after SQLITE_FULL, an I/O error, ...):
+                # a SAVEPOINT now would run and commit on its own, outside the group.
+                group.broken = group.broken or _lost_transaction()
+                raise _lost_transaction()
+            driver.execute("SAVEPOINT unit")
+            try:
                 yield cast(AsyncConnection, InlineConnection(writer))
+            except BaseException:
+                try:
+                    driver.execute("ROLLBACK TO unit")
+                    driver.execute("RELEASE unit")
+                except Exception as rollback_error:
+                    group.broken = rollback_error
+                raise
+            try:
+                driver.execute("RELEASE unit")
+            except Exception as release_error:
+                group.broken = release_error
+                raise
+        await group.committed()
+
+    def _open_group(self) -> _CommitGroup:
+        """BEGIN IMMEDIATE a transaction that units join until its flush task commits it."""
+        writer = self._writer()
+        group = _CommitGroup(writer, writer.begin())
+        self._group = group
+        task = asyncio.get_running_loop().create_task(self._flush(group))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+        return group
+
+    async def _flush(self, group: _CommitGroup) -> None:
+        await asyncio.sleep(0)  # units that are ready now queue on the lock before us
+        async with self._write_lock:
+            self._group = None
+            driver = group.writer.connection.dbapi_connection
+            try:
+                if group.broken is not None:
+                    raise _lost_transaction() from group.broken
+                if driver is None or not driver.in_transaction:
+                    raise _lost_transaction()
+                group.transaction.commit()
+            except BaseException as error:
+                try:
+                    group.transaction.rollback()
+                except Exception:  # the connection is unusable: the next unit opens another
+                    group.writer.invalidate()
+                group.finish(error)
+            else:
+                group.finish(None)
 
     def _writer(self) -> Connection:
         """The one connection SQLite writes go through: held, not checked out of the pool per
@@ -170,12 +257,17 @@ class Database:
                 await connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7146430002)")
                 await connection.run_sync(upgrade_to_head)
             return
-        async with self.transaction() as connection:
-            await connection.run_sync(upgrade_to_head)
+        async with self._write_lock:  # outside any commit group: DDL in its own transaction
+            assert self._group is None
+            writer = self._writer()
+            with writer.begin():
+                upgrade_to_head(writer)
 
     async def dispose(self) -> None:
         if self._postgres is not None:
             await self._postgres.dispose()
+        if self._flushes:  # units waiting for their COMMIT get it before the writer closes
+            await asyncio.gather(*self._flushes, return_exceptions=True)
         if self._sqlite_writer is not None:
             self._sqlite_writer.close()
             self._sqlite_writer = None

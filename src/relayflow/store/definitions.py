@@ -247,9 +247,38 @@ _TRIGGERED_ANY_SUB = _triggered(for_subaccount=False)
 _TRIGGERED_FOR_SUB = _triggered(for_subaccount=True)
 
 
+@dataclass(frozen=True, slots=True)
+class TriggerMatch:
+    """What starting an instance of a definition version needs: which version, where to begin."""
+
+    id: str
+    version: int
+    entry_step: str
+
+    @classmethod
+    def of(cls, row: DefinitionRow) -> TriggerMatch:
+        return cls(row.id, row.version, row.steps[0]["id"])
+
+
+# Versions are immutable, so their entry step can be remembered instead of parsing the whole
+# definition for every inbound event.
+_ENTRY_STEPS: dict[tuple[str, int], str] = {}
+_ENTRY_STEPS_KEPT = 4096
+
+
+def _entry_step(row: Any) -> str:
+    key = (row.id, row.version)
+    entry = _ENTRY_STEPS.get(key)
+    if entry is None:
+        if len(_ENTRY_STEPS) >= _ENTRY_STEPS_KEPT:
+            _ENTRY_STEPS.clear()
+        entry = _ENTRY_STEPS[key] = str(orjson.loads(row.steps_json)[0]["id"])
+    return entry
+
+
 async def enabled_for_trigger(
     conn: AsyncConnection, account_id: str, trigger: str, sub_account_id: str | None
-) -> list[DefinitionRow]:
+) -> list[TriggerMatch]:
     """Latest enabled versions this trigger starts (DESIGN.md §5 "Trigger matching").
 
     A definition without subAccountId matches any subaccount; one with a subAccountId only
@@ -259,4 +288,4 @@ async def enabled_for_trigger(
     rows = await conn.execute(
         statement, {"account_id": account_id, "trigger": trigger, "sub_account_id": sub_account_id}
     )
-    return [_row(row) for row in rows]
+    return [TriggerMatch(row.id, row.version, _entry_step(row)) for row in rows]
