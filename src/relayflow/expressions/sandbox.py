@@ -283,11 +283,17 @@ class _Realm:
 _local = threading.local()
 
 
-def _realm(time_limit: float) -> _Realm:
-    """This thread's realm for `time_limit`, made on first use."""
+def _realms() -> dict[float, _Realm]:
+    """This thread's realms, one per time limit."""
     realms: dict[float, _Realm] | None = getattr(_local, "realms", None)
     if realms is None:
         realms = _local.realms = {}
+    return realms
+
+
+def _realm(time_limit: float) -> _Realm:
+    """This thread's realm for `time_limit`, made on first use."""
+    realms = _realms()
     realm = realms.get(time_limit)
     if realm is None or realm.runs >= REALM_RUNS:
         realm = realms[time_limit] = _Realm(time_limit)
@@ -301,15 +307,12 @@ def warm_realm(time_limit: float = TIME_LIMIT_SECONDS) -> None:
 
 def realm_ready(time_limit: float = TIME_LIMIT_SECONDS) -> bool:
     """Whether this thread has a usable realm for `time_limit` (no ~5 ms set-up needed)."""
-    realms: dict[float, _Realm] | None = getattr(_local, "realms", None)
-    realm = realms.get(time_limit) if realms else None
+    realm = _realms().get(time_limit)
     return realm is not None and realm.runs < REALM_RUNS
 
 
 def _discard_realm(time_limit: float) -> None:
-    realms: dict[float, _Realm] | None = getattr(_local, "realms", None)
-    if realms is not None:
-        realms.pop(time_limit, None)
+    _realms().pop(time_limit, None)
 
 
 class Sandbox:
@@ -343,8 +346,7 @@ class Sandbox:
         """End the batch: replace the realm if expressions left promise jobs behind."""
         if threading.get_ident() != self._thread:
             raise RuntimeError("a Sandbox must be used on the thread that created it")
-        realms: dict[float, _Realm] | None = getattr(_local, "realms", None)
-        realm = realms.get(self._time_limit) if realms else None
+        realm = _realms().get(self._time_limit)
         if realm is not None and realm.has_left_jobs():
             _discard_realm(self._time_limit)
 
