@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from relayflow.store.direct import StatementPlans, is_hot
 from relayflow.store.migrations import upgrade_to_head
 
 _DRIVERS = {
@@ -65,17 +66,26 @@ class InlineConnection:
     """The slice of `AsyncConnection` the store uses, over a synchronous connection: each
     awaited call completes without suspending, so a transaction never yields the loop."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, plans: StatementPlans) -> None:
         self._connection = connection
+        self._plans = plans
 
     @property
     def dialect(self) -> Any:
         return self._connection.dialect
 
     async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        if not kwargs and is_hot(statement):
+            result = self._plans.execute(self._connection, statement, parameters)
+            if result is not None:
+                return result
         return self._connection.execute(statement, parameters, **kwargs)
 
     async def scalar(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        if not kwargs and is_hot(statement):
+            result = self._plans.execute(self._connection, statement, parameters)
+            if result is not None:
+                return result.scalar()
         return self._connection.scalar(statement, parameters, **kwargs)
 
     async def scalars(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
@@ -129,6 +139,7 @@ class Database:
         self._group: _CommitGroup | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self._postgres: AsyncEngine | None = None
+        self._plans = StatementPlans()
         if self.dialect == "sqlite":
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
             self._sqlite = create_engine(
@@ -179,7 +190,7 @@ class Database:
                 raise _lost_transaction()
             driver.execute("SAVEPOINT unit")
             try:
-                yield cast(AsyncConnection, InlineConnection(writer))
+                yield cast(AsyncConnection, InlineConnection(writer, self._plans))
             except BaseException:
                 try:
                     driver.execute("ROLLBACK TO unit")
@@ -245,8 +256,8 @@ class Database:
                 yield connection
             return
         assert self._sqlite is not None
-        with self._sqlite.connect() as connection, _begin(connection, "BEGIN"):
-            yield cast(AsyncConnection, InlineConnection(connection))
+        with self._sqlite.connect() as reader, _begin(reader, "BEGIN"):
+            yield cast(AsyncConnection, InlineConnection(reader, self._plans))
 
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (safe to call from several processes)."""

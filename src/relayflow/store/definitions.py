@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from relayflow.store.direct import hot
 from relayflow.store.tables import definitions
 
 
@@ -228,7 +229,7 @@ def _triggered(for_subaccount: bool) -> Any:
         sub_condition = or_(
             sub_condition, definitions.c.sub_account_id == bindparam("sub_account_id")
         )
-    return (
+    return hot(
         select(*_COLUMNS)
         .where(
             definitions.c.account_id == bindparam("account_id"),

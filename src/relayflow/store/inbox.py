@@ -8,13 +8,16 @@ import orjson
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from relayflow.store.direct import hot
 from relayflow.store.tables import inbox
 
 
 def _insert_statement(dialect: str) -> Any:
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return dialect_insert(inbox).on_conflict_do_nothing(
-        index_elements=[inbox.c.account_id, inbox.c.dedupe_key]
+    return hot(
+        dialect_insert(inbox).on_conflict_do_nothing(
+            index_elements=[inbox.c.account_id, inbox.c.dedupe_key]
+        )
     )
 
 

@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.engine.state import (
@@ -28,6 +39,7 @@ from relayflow.engine.state import (
     InstanceState,
     PointerState,
 )
+from relayflow.store.direct import hot
 from relayflow.store.tables import (
     instance_events,
     instances,
@@ -75,24 +87,24 @@ _NEXT_RUN = (
     .where(pointers.c.instance_id == bindparam("instance_id"), _ACTIVE)
     .scalar_subquery()
 )
-_REFRESH_NEXT_RUN = (
+_REFRESH_NEXT_RUN = hot(
     update(instances)
     .where(instances.c.id == bindparam("instance_id"))
     .values(next_run_at_ms=_NEXT_RUN)
 )
-_SELECT_INSTANCE = select(instances).where(instances.c.id == bindparam("instance_id"))
-_SELECT_ACTIVE_POINTERS = (
+_SELECT_INSTANCE = hot(select(instances).where(instances.c.id == bindparam("instance_id")))
+_SELECT_ACTIVE_POINTERS = hot(
     select(pointers)
     .where(pointers.c.instance_id == bindparam("instance_id"), _ACTIVE)
     .order_by(pointers.c.seq)
 )
-_MAX_SEQ = select(func.max(pointers.c.seq)).where(
-    pointers.c.instance_id == bindparam("instance_id")
+_MAX_SEQ = hot(
+    select(func.max(pointers.c.seq)).where(pointers.c.instance_id == bindparam("instance_id"))
 )
-_INSERT_POINTERS = insert(pointers)
-_INSERT_INSTANCES = insert(instances)
-_INSERT_EVENTS = insert(instance_events)
-_UPDATE_POINTER = (
+_INSERT_POINTERS = hot(insert(pointers))
+_INSERT_INSTANCES = hot(insert(instances))
+_INSERT_EVENTS = hot(insert(instance_events))
+_UPDATE_POINTER = hot(
     update(pointers)
     .where(pointers.c.id == bindparam("pointer_id"))
     .values(
@@ -119,7 +131,7 @@ _SAVE_WHERE = (
     instances.c.status != TERMINATED,
 )
 # A Runnable instance suspended by the API during the sprint stays suspended.
-_SAVE_RUNNABLE = (
+_SAVE_RUNNABLE = hot(
     update(instances)
     .where(*_SAVE_WHERE)
     .values(
@@ -127,7 +139,7 @@ _SAVE_RUNNABLE = (
     )
     .returning(instances.c.status)
 )
-_SAVE_FINAL = (
+_SAVE_FINAL = hot(
     update(instances)
     .where(*_SAVE_WHERE)
     .values(status=bindparam("new_status"), **_SAVE_VALUES)
@@ -206,27 +218,39 @@ async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) ->
 # --- claiming and loading --------------------------------------------------------------------
 
 
-async def claim_due(
-    conn: AsyncConnection, owner: str, now_ms: int, lease_ms: int, limit: int
-) -> list[str]:
-    """Lease up to `limit` runnable instances with due work (expired leases are taken over)."""
+def _claim_statement(dialect: str) -> Any:
+    now = bindparam("now", type_=BigInteger)
     candidates = (
         select(instances.c.id)
         .where(
             instances.c.status == RUNNABLE,
-            instances.c.next_run_at_ms <= now_ms,
-            or_(instances.c.lease_until_ms.is_(None), instances.c.lease_until_ms < now_ms),
+            instances.c.next_run_at_ms <= now,
+            or_(instances.c.lease_until_ms.is_(None), instances.c.lease_until_ms < now),
         )
         .order_by(instances.c.next_run_at_ms)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    result = await conn.execute(
+    return hot(
         update(instances)
         .where(instances.c.id.in_(candidates.scalar_subquery()))
-        .values(lease_owner=owner, lease_until_ms=now_ms + lease_ms)
+        .values(lease_owner=bindparam("owner"), lease_until_ms=bindparam("lease_until"))
         .returning(instances.c.id)
+    )
+
+
+# Built once per dialect: every worker poll runs it.
+_CLAIMS = {dialect: _claim_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+async def claim_due(
+    conn: AsyncConnection, owner: str, now_ms: int, lease_ms: int, limit: int
+) -> list[str]:
+    """Lease up to `limit` runnable instances with due work (expired leases are taken over)."""
+    result = await conn.execute(
+        _CLAIMS[conn.dialect.name],
+        {"now": now_ms, "limit": limit, "owner": owner, "lease_until": now_ms + lease_ms},
     )
     return [row[0] for row in result]
 
@@ -459,8 +483,10 @@ async def _take_parked(conn: AsyncConnection, account_id: str, key: str, now_ms:
     return payload
 
 
-_EARLIEST_DUE = select(func.min(instances.c.next_run_at_ms)).where(
-    instances.c.status == RUNNABLE, instances.c.lease_owner.is_(None)
+_EARLIEST_DUE = hot(
+    select(func.min(instances.c.next_run_at_ms)).where(
+        instances.c.status == RUNNABLE, instances.c.lease_owner.is_(None)
+    )
 )
 
 

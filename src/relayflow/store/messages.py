@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from relayflow.store.direct import hot
 from relayflow.store.tables import messages
 
 
@@ -47,15 +48,15 @@ def _row(row: Any) -> MessageRow:
     )
 
 
-_BY_POINTER = select(messages).where(messages.c.pointer_id == bindparam("pointer_id"))
-_INSERT = messages.insert()
+_BY_POINTER = hot(select(messages).where(messages.c.pointer_id == bindparam("pointer_id")))
+_INSERT = hot(messages.insert())
 _ANSWER: dict[str, Any] = {
     "response_json": bindparam("response_json"),
     "status": bindparam("status"),
 }
-_RECORD_ANSWER = update(messages).where(messages.c.id == bindparam("row_id")).values(**_ANSWER)
+_RECORD_ANSWER = hot(update(messages).where(messages.c.id == bindparam("row_id")).values(**_ANSWER))
 # 8x8's umid becomes the row's id: delivery receipts and GET /messages/{umid} find it by that.
-_RECORD_ANSWER_WITH_UMID = (
+_RECORD_ANSWER_WITH_UMID = hot(
     update(messages)
     .where(messages.c.id == bindparam("row_id"))
     .values(id=bindparam("umid"), **_ANSWER)

@@ -9,6 +9,7 @@ from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from relayflow.store.direct import hot
 from relayflow.store.tables import usage
 
 
@@ -20,9 +21,11 @@ def month_of(now_ms: int) -> tuple[int, int]:
 def _upsert(dialect: str) -> Any:
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = dialect_insert(usage)
-    return statement.on_conflict_do_update(
-        index_elements=[usage.c.account_id, usage.c.year, usage.c.month],
-        set_={"started": usage.c.started + bindparam("add", type_=Integer)},
+    return hot(
+        statement.on_conflict_do_update(
+            index_elements=[usage.c.account_id, usage.c.year, usage.c.month],
+            set_={"started": usage.c.started + bindparam("add", type_=Integer)},
+        )
     )
 
 

@@ -1,0 +1,210 @@
+"""Hot statements on SQLite, compiled once and run straight through the sqlite3 driver.
+
+Why: on the development VM SQLAlchemy's execution layer costs ~28 µs per statement (execution
+context, cache key, parameter and result processing) around a sqlite3 call of ~8 µs, and an
+auto-reply runs ~25 statements. A statement marked with `hot()` keeps its SQLAlchemy form —
+PostgreSQL and every non-inline connection run it unchanged — but on the inline SQLite
+connection it is compiled once per parameter-key set into SQL text, a parameter order and a
+row shape, and then costs little more than the driver call.
+
+Only module-level statements may be marked: plans are cached by the statement's identity.
+A statement this module cannot run exactly as SQLAlchemy would (expanding IN lists, escaped
+or post-compiled parameters, Python-side column defaults) is detected when it is compiled and
+left to SQLAlchemy. Errors come out as SQLAlchemy's own exception types.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import BindParameter
+
+HOT_OPTION = "relayflow_hot"
+_REQUIRED = object()  # a parameter the caller must supply
+
+StatementT = TypeVar("StatementT")
+
+
+def hot(statement: StatementT) -> StatementT:
+    """Mark a module-level statement for the direct SQLite path (see the module docstring)."""
+    marked: StatementT = statement.execution_options(**{HOT_OPTION: True})  # type: ignore[attr-defined]
+    return marked
+
+
+def is_hot(statement: Any) -> bool:
+    options = getattr(statement, "_execution_options", None)
+    return bool(options and options.get(HOT_OPTION))
+
+
+class DirectResult:
+    """The part of SQLAlchemy's `CursorResult` the store uses, over rows already fetched."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def all(self) -> list[Any]:
+        return self._rows
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    statement: Any  # held so its id() cannot be reused while the plan is cached
+    sql: str
+    names: tuple[str, ...]  # bind names in positional order
+    defaults: Mapping[str, Any]  # values bound inside the statement itself
+    bind_processors: Mapping[str, Callable[[Any], Any]]
+    row: Callable[..., Any] | None  # row factory; None for statements without rows
+    result_processors: tuple[Callable[[Any], Any] | None, ...] | None
+
+    def arguments(self, parameters: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for name in self.names:
+            value = parameters[name] if name in parameters else self.defaults[name]
+            if value is _REQUIRED:
+                raise KeyError(f"missing value for bind parameter '{name}'")
+            processor = self.bind_processors.get(name)
+            values.append(value if processor is None else processor(value))
+        return tuple(values)
+
+    def rows(self, raw: list[Any]) -> list[Any]:
+        if self.row is None:
+            return []
+        if self.result_processors is None:
+            return [self.row(*values) for values in raw]
+        processors = self.result_processors
+        return [
+            self.row(
+                *(
+                    value if processor is None else processor(value)
+                    for processor, value in zip(processors, values, strict=True)
+                )
+            )
+            for values in raw
+        ]
+
+
+class _Unplannable(Exception):
+    """SQLAlchemy must run this statement itself."""
+
+
+class StatementPlans:
+    """Compiled plans of hot statements for one dialect, keyed by statement and key set."""
+
+    def __init__(self) -> None:
+        self._plans: dict[tuple[int, frozenset[str]], _Plan | None] = {}
+
+    def execute(
+        self, connection: Connection, statement: Any, parameters: Any
+    ) -> DirectResult | None:
+        """Run `statement`; None when it must go through SQLAlchemy instead."""
+        many = isinstance(parameters, Sequence) and not isinstance(parameters, str | bytes)
+        if many and not parameters:
+            return None
+        first: Mapping[str, Any] = parameters[0] if many else (parameters or {})
+        if not isinstance(first, Mapping):
+            return None
+        plan = self._plan(connection, statement, first)
+        if plan is None:
+            return None
+        driver = connection.connection.dbapi_connection
+        if driver is None:
+            return None
+        arguments: Any = None
+        try:
+            if many:
+                arguments = [plan.arguments(item) for item in parameters]
+                cursor = driver.executemany(plan.sql, arguments)
+            else:
+                arguments = plan.arguments(first)
+                cursor = driver.execute(plan.sql, arguments)
+            raw = cursor.fetchall() if cursor.description is not None else []
+            rowcount = cursor.rowcount
+            cursor.close()
+        except connection.dialect.loaded_dbapi.Error as error:
+            raise DBAPIError.instance(
+                plan.sql,
+                arguments,
+                error,
+                connection.dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=connection.dialect,
+            ) from error
+        return DirectResult(plan.rows(raw), rowcount)
+
+    def _plan(self, connection: Connection, statement: Any, parameters: Mapping[str, Any]) -> Any:
+        key = (id(statement), frozenset(parameters))
+        plan = self._plans.get(key)
+        if plan is not None and plan.statement is statement:
+            return plan
+        if plan is None and key in self._plans:
+            return None  # known to need SQLAlchemy
+        try:
+            plan = _compile(connection, statement, parameters)
+        except _Unplannable:
+            plan = None
+        self._plans[key] = plan
+        return plan
+
+
+def _row_type(keys: list[str]) -> Callable[..., Any]:
+    """Rows read like SQLAlchemy's: by attribute, by index, unpacked."""
+    return namedtuple("Row", keys)
+
+
+def _compile(connection: Connection, statement: Any, parameters: Mapping[str, Any]) -> _Plan:
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(parameters))
+    if (
+        compiled.positiontup is None
+        or compiled.escaped_bind_names
+        or compiled.post_compile_params
+        or compiled.literal_execute_params
+        or compiled.insert_prefetch
+        or compiled.update_prefetch
+        or any(getattr(bind, "callable", None) for bind in compiled.binds.values())
+    ):
+        raise _Unplannable
+    defaults: dict[str, Any] = {}
+    for name, bind in compiled.binds.items():
+        if not isinstance(bind, BindParameter):
+            raise _Unplannable
+        defaults[name] = _REQUIRED if bind.required else bind.effective_value
+    row: Callable[..., Any] | None = None
+    processors = None
+    if compiled._result_columns:
+        keys = [column.keyname for column in compiled._result_columns]
+        try:
+            row = _row_type(keys)
+        except ValueError:
+            raise _Unplannable from None
+        found = tuple(
+            column.type._cached_result_processor(dialect, None)
+            for column in compiled._result_columns
+        )
+        processors = found if any(found) else None
+    return _Plan(
+        statement=statement,
+        sql=str(compiled),
+        names=tuple(compiled.positiontup),
+        defaults=defaults,
+        bind_processors=dict(compiled._bind_processors),
+        row=row,
+        result_processors=processors,
+    )
