@@ -143,6 +143,20 @@ async def test_survey_default_branch_and_timeout(flow: Flow) -> None:
     assert (await flow.sms("+6599999999", "late answer"))["started"]
 
 
+async def test_the_engine_s_hot_statements_keep_their_direct_sqlite_path(flow: Flow) -> None:
+    """Starting, replying, timing out: every statement marked hot ran without SQLAlchemy's
+    execution layer (store/direct.py) — a hot statement that loses it only gets slower, so
+    nothing else would notice."""
+    if not flow.context.db.is_sqlite:
+        pytest.skip("the direct path is SQLite's; PostgreSQL runs every statement unchanged")
+    await flow.define(SURVEY)
+    await flow.sms(CUSTOMER, "survey")
+    await flow.sms(CUSTOMER, "4")
+    await flow.sms("+6599999999", "survey")
+    await flow.advance(5 * MINUTE)
+    assert flow.context.db.statement_plans.refused() == []
+
+
 async def test_reply_consumed_by_one_definition_still_starts_others(flow: Flow) -> None:
     survey = await flow.define(SURVEY)
     logger = await flow.define([sms("log", "logged")])

@@ -163,6 +163,11 @@ class Database:
             )
 
     @property
+    def statement_plans(self) -> StatementPlans:
+        """The direct path's plans for hot statements (used on SQLite only)."""
+        return self._plans
+
+    @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 

@@ -109,6 +109,12 @@ class StatementPlans:
 
     def __init__(self) -> None:
         self._plans: dict[tuple[int, frozenset[str]], _Plan | None] = {}
+        self._refused: list[str] = []
+
+    def refused(self) -> list[str]:
+        """Hot statements SQLAlchemy had to run (one entry per statement and key set): a hot
+        statement that lands here has lost its fast path."""
+        return list(self._refused)
 
     def execute(
         self, connection: Connection, statement: Any, parameters: Any
@@ -159,6 +165,7 @@ class StatementPlans:
             plan = _compile(connection, statement, parameters)
         except _Unplannable:
             plan = None
+            self._refused.append(" ".join(str(statement).split())[:200])
         self._plans[key] = plan
         return plan
 

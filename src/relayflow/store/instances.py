@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from relayflow.engine.state import (
     ACTIVE_POINTER_STATUSES,
@@ -58,14 +59,19 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _lock_statement(dialect: str) -> Any:
+    query = select(instances.c.status, instances.c.lease_owner, instances.c.account_id).where(
+        instances.c.id == bindparam("instance_id")
+    )
+    return hot(query.with_for_update() if dialect == "postgresql" else query)
+
+
+_LOCKS = {dialect: _lock_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
 async def lock_instance(conn: AsyncConnection, instance_id: str) -> Any:
     """Lock and read the instance row (status, lease owner) for the rest of the transaction."""
-    query = select(instances.c.status, instances.c.lease_owner, instances.c.account_id).where(
-        instances.c.id == instance_id
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return (await conn.execute(query)).first()
+    return (await conn.execute(_LOCKS[conn.dialect.name], {"instance_id": instance_id})).first()
 
 
 # Hot-path statements are built once: SQLAlchemy then reuses their compiled form instead of
@@ -292,9 +298,7 @@ async def load_state(
         if pointer.event_key and not pointer.has_event and (pointer.wake_at_ms or 0) <= now_ms:
             if read_only:
                 return None
-            removed = await conn.execute(
-                delete(subscriptions).where(subscriptions.c.pointer_id == pointer.id)
-            )
+            removed = await conn.execute(_UNSUBSCRIBE, {"pointer_id": pointer.id})
             if removed.rowcount == 0:  # delivered just before the timeout: the event wins
                 event_json = await conn.scalar(
                     select(pointers.c.event_json).where(pointers.c.id == pointer.id)
@@ -410,13 +414,14 @@ async def save_state(
             delivered = True
             continue
         await conn.execute(
-            insert(subscriptions).values(
-                pointer_id=pointer_id,
-                account_id=state.account_id,
-                event_key=key,
-                instance_id=state.id,
-                created_at_ms=now_ms,
-            )
+            _SUBSCRIBE,
+            {
+                "pointer_id": pointer_id,
+                "account_id": state.account_id,
+                "event_key": key,
+                "instance_id": state.id,
+                "created_at_ms": now_ms,
+            },
         )
     if state.errors:
         await conn.execute(
@@ -463,19 +468,21 @@ async def save_state(
     return delivered
 
 
+_PARKED = hot(
+    select(parked_events.c.id, parked_events.c.payload_json)
+    .where(
+        parked_events.c.account_id == bindparam("account_id"),
+        parked_events.c.event_key == bindparam("event_key"),
+        parked_events.c.expires_at_ms > bindparam("now", type_=BigInteger),
+    )
+    .order_by(parked_events.c.expires_at_ms)
+    .limit(1)
+)
+
+
 async def _take_parked(conn: AsyncConnection, account_id: str, key: str, now_ms: int) -> str | None:
-    row = (
-        await conn.execute(
-            select(parked_events.c.id, parked_events.c.payload_json)
-            .where(
-                parked_events.c.account_id == account_id,
-                parked_events.c.event_key == key,
-                parked_events.c.expires_at_ms > now_ms,
-            )
-            .order_by(parked_events.c.expires_at_ms)
-            .limit(1)
-        )
-    ).first()
+    parameters = {"account_id": account_id, "event_key": key, "now": now_ms}
+    row = (await conn.execute(_PARKED, parameters)).first()
     if row is None:
         return None
     await conn.execute(delete(parked_events).where(parked_events.c.id == row.id))
@@ -524,20 +531,38 @@ class Delivery:
     step_id: str
 
 
-_SUBSCRIBERS = (
-    select(
-        subscriptions.c.pointer_id,
-        subscriptions.c.instance_id,
-        instances.c.definition_id,
-        pointers.c.step_id,
+def _subscribers(key_count: int | None) -> Any:
+    """Waits subscribed to any of the keys: a fixed number of key parameters (`k0`, `k1`, ...)
+    for the usual one or two keys of an event, an expanding list (`keys`) otherwise."""
+    keys: ColumnElement[bool]
+    if key_count is None:
+        keys = subscriptions.c.event_key.in_(bindparam("keys", expanding=True))
+    else:
+        keys = or_(*(subscriptions.c.event_key == bindparam(f"k{i}") for i in range(key_count)))
+    return hot(
+        select(
+            subscriptions.c.pointer_id,
+            subscriptions.c.instance_id,
+            instances.c.definition_id,
+            pointers.c.step_id,
+        )
+        .join(instances, instances.c.id == subscriptions.c.instance_id)
+        .join(pointers, pointers.c.id == subscriptions.c.pointer_id)
+        .where(subscriptions.c.account_id == bindparam("account_id"), keys)
+        .order_by(subscriptions.c.created_at_ms)
     )
-    .join(instances, instances.c.id == subscriptions.c.instance_id)
-    .join(pointers, pointers.c.id == subscriptions.c.pointer_id)
-    .where(
-        subscriptions.c.account_id == bindparam("account_id"),
-        subscriptions.c.event_key.in_(bindparam("keys", expanding=True)),
-    )
-    .order_by(subscriptions.c.created_at_ms)
+
+
+_SUBSCRIBERS_OF = {count: _subscribers(count) for count in (1, 2)}
+_SUBSCRIBERS_ANY = _subscribers(None)
+_UNSUBSCRIBE = hot(
+    delete(subscriptions).where(subscriptions.c.pointer_id == bindparam("pointer_id"))
+)
+_SUBSCRIBE = hot(insert(subscriptions))
+_DELIVER = hot(
+    update(pointers)
+    .where(pointers.c.id == bindparam("pointer_id"))
+    .values(event_json=bindparam("event_json"))
 )
 
 
@@ -552,25 +577,26 @@ async def deliver_event(
     """Hand an inbound event to every wait subscribed to one of `keys` (each wait once)."""
     if not keys:
         return []
-    rows = (await conn.execute(_SUBSCRIBERS, {"account_id": account_id, "keys": list(keys)})).all()
+    fixed = _SUBSCRIBERS_OF.get(len(keys))
+    if fixed is not None:
+        by_position = {f"k{i}": key for i, key in enumerate(keys)}
+        rows = (await conn.execute(fixed, {"account_id": account_id, **by_position})).all()
+    else:
+        listed = {"account_id": account_id, "keys": list(keys)}
+        rows = (await conn.execute(_SUBSCRIBERS_ANY, listed)).all()
     payload_json = _dumps(payload)
     deliveries: list[Delivery] = []
     for row in rows:
         locked = await lock_instance(conn, row.instance_id)
         if locked is None or locked.status not in (RUNNABLE, SUSPENDED):
             continue
-        taken = await conn.execute(
-            delete(subscriptions).where(subscriptions.c.pointer_id == row.pointer_id)
-        )
+        taken = await conn.execute(_UNSUBSCRIBE, {"pointer_id": row.pointer_id})
         if taken.rowcount != 1:
             continue  # the wait timed out or another event won
+        await conn.execute(_DELIVER, {"pointer_id": row.pointer_id, "event_json": payload_json})
         await conn.execute(
-            update(pointers).where(pointers.c.id == row.pointer_id).values(event_json=payload_json)
-        )
-        await conn.execute(
-            insert(instance_events).values(
-                instance_id=row.instance_id, type=kind, step_id=row.step_id, at_ms=now_ms
-            )
+            _INSERT_EVENTS,
+            {"instance_id": row.instance_id, "type": kind, "step_id": row.step_id, "at_ms": now_ms},
         )
         await refresh_next_run(conn, row.instance_id, now_ms)
         deliveries.append(Delivery(row.instance_id, row.definition_id, row.step_id))
