@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import sqlite3
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,21 @@ def machine() -> dict[str, Any]:
         "postgresql": pg_version(),
         "relayflow": relayflow_version_info(),
         "loadAverageAtStart": os.getloadavg(),
+        "speedProbeMs": speed_probe_ms(),
     }
+
+
+def speed_probe_ms() -> float:
+    """Best of five timings of a fixed pure-Python loop: development VMs of the same kind
+    differ in speed by up to ~1.5x from session to session, so runs are compared through it."""
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for number in range(1_000_000):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def libraries() -> dict[str, str | None]:
@@ -418,6 +433,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['ramGb']} GB RAM; {m['os']}",
         f"- Python {m['python']}, SQLite {m['sqlite']}, "
         f"PostgreSQL {m['postgresql'] or 'not available'}; load average at start {load}",
+        f"- speed probe (1M-iteration Python loop, best of 5): "
+        f"{m.get('speedProbeMs', 'not measured')} ms — compare runs on different VMs by it",
         f"- relayflow commit {commit}",
         f"- libraries: {libs}",
         settings_text(report["settings"]),
