@@ -143,3 +143,16 @@ async def test_statements_it_cannot_plan_go_through_sqlalchemy(db: Database) -> 
         result = await conn.execute(hot(BY_IDS), {"ids": ["a", "c", "q"]})
         assert not isinstance(result, DirectResult)
         assert sorted(row.id for row in result) == ["a", "c"]
+
+
+async def test_sql_echo_sends_hot_statements_through_sqlalchemy(tmp_path: Path) -> None:
+    """With echo on, every statement must reach SQLAlchemy's log, hot ones included."""
+    database = Database(f"sqlite:///{tmp_path / 'echo.db'}", echo=True)
+    try:
+        async with database.transaction() as conn:
+            await conn.run_sync(metadata.create_all)
+            result = await conn.execute(hot(INSERT), ROWS[0])
+            assert not isinstance(result, DirectResult)
+            assert result.rowcount == 1
+    finally:
+        await database.dispose()

@@ -139,7 +139,7 @@ class Database:
         self._group: _CommitGroup | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self._postgres: AsyncEngine | None = None
-        self._plans = StatementPlans()
+        self._plans = StatementPlans(enabled=not echo)  # echo logs only what SQLAlchemy runs
         if self.dialect == "sqlite":
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
             self._sqlite = create_engine(

@@ -107,7 +107,9 @@ class _Unplannable(Exception):
 class StatementPlans:
     """Compiled plans of hot statements for one dialect, keyed by statement and key set."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
+        """`enabled=False` (SQL echo on) sends everything through SQLAlchemy, which logs it."""
+        self.enabled = enabled
         self._plans: dict[tuple[int, frozenset[str]], _Plan | None] = {}
         self._refused: list[str] = []
 
@@ -120,6 +122,8 @@ class StatementPlans:
         self, connection: Connection, statement: Any, parameters: Any
     ) -> DirectResult | None:
         """Run `statement`; None when it must go through SQLAlchemy instead."""
+        if not self.enabled:
+            return None
         many = isinstance(parameters, Sequence) and not isinstance(parameters, str | bytes)
         if many and not parameters:
             return None
