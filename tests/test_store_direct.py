@@ -156,3 +156,11 @@ async def test_sql_echo_sends_hot_statements_through_sqlalchemy(tmp_path: Path) 
             assert result.rowcount == 1
     finally:
         await database.dispose()
+
+
+async def test_many_rows_with_returning_go_through_sqlalchemy(db: Database) -> None:
+    """sqlite3's executemany returns no rows; SQLAlchemy's insertmanyvalues does."""
+    async with db.transaction() as conn:
+        result = await conn.execute(hot(insert(things).returning(things.c.id)), ROWS)
+        assert not isinstance(result, DirectResult)
+        assert sorted(row.id for row in result) == ["a", "b", "c"]

@@ -131,7 +131,7 @@ class StatementPlans:
         if not isinstance(first, Mapping):
             return None
         plan = self._plan(connection, statement, first)
-        if plan is None:
+        if plan is None or (many and plan.row is not None):  # executemany returns no rows
             return None
         driver = connection.connection.dbapi_connection
         if driver is None:

@@ -539,7 +539,7 @@ def _subscribers(key_count: int | None) -> Any:
         keys = subscriptions.c.event_key.in_(bindparam("keys", expanding=True))
     else:
         keys = or_(*(subscriptions.c.event_key == bindparam(f"k{i}") for i in range(key_count)))
-    return hot(
+    statement = (
         select(
             subscriptions.c.pointer_id,
             subscriptions.c.instance_id,
@@ -551,6 +551,8 @@ def _subscribers(key_count: int | None) -> Any:
         .where(subscriptions.c.account_id == bindparam("account_id"), keys)
         .order_by(subscriptions.c.created_at_ms)
     )
+    # An expanding IN cannot take the direct SQLite path (store/direct.py): not marked hot.
+    return statement if key_count is None else hot(statement)
 
 
 _SUBSCRIBERS_OF = {count: _subscribers(count) for count in (1, 2)}
