@@ -1,4 +1,8 @@
-"""While the database is unreachable or full the API answers 503 + Retry-After, not a 500."""
+"""While the database is unreachable or full the API answers 503 + Retry-After, not a 500.
+
+The test clients re-raise whatever escapes the app (httpx's default): an error that escapes
+reaches uvicorn, which logs a traceback for every request, even when a response was sent.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ def closed_port() -> int:
 async def test_unreachable_database_is_a_503() -> None:
     url = f"postgresql://postgres@127.0.0.1:{closed_port()}/gone"
     runtime = Runtime(Settings(database_url=url), Database(url), ManualClock())
-    transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=create_app(runtime))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://relayflow.test") as http:
             response = await http.get(
@@ -51,7 +55,7 @@ async def test_a_database_out_of_connections_is_a_503(postgres_url: str) -> None
     url = f"postgresql://{role}@{base.rpartition('@')[2]}/{database}"
     holder = await asyncpg.connect(url)
     runtime = Runtime(Settings(database_url=url), Database(url), ManualClock())
-    transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=create_app(runtime))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://relayflow.test") as http:
             response = await http.get(
@@ -65,3 +69,25 @@ async def test_a_database_out_of_connections_is_a_503(postgres_url: str) -> None
         await holder.close()
         await admin.execute(f'DROP ROLE "{role}"')
         await admin.close()
+
+
+@pytest.mark.postgres
+async def test_an_exhausted_pool_is_a_quick_503(postgres_url: str) -> None:
+    # Every pooled connection busy (overload): the request waits pool_timeout_s, then is told
+    # to come back, instead of queueing behind the others without bound.
+    database = Database(postgres_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+    runtime = Runtime(Settings(database_url=postgres_url), database, ManualClock())
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    try:
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://relayflow.test") as http,
+            database.transaction(),  # holds the only connection
+        ):
+            response = await http.post(
+                "/webhooks/acme/sms?token=whatever", json={"eventType": "x", "payload": {}}
+            )
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == 2001
+            assert response.headers["retry-after"] == "1"
+    finally:
+        await runtime.close()

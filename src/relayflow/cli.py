@@ -114,6 +114,7 @@ def _start(db: str, log_level: str, **settings: Any) -> tuple[Settings, Database
             echo=config.echo_sql,
             pool_size=config.db_pool_size,
             max_overflow=config.db_max_overflow,
+            pool_timeout_s=config.db_pool_timeout_seconds,
         )
     except DatabaseUrlError as error:
         raise _fail(str(error)) from None

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # LISTEN connection). Keep processes × (pool + overflow + 1) under max_connections.
     db_pool_size: int = Field(default=16, ge=1)
     db_max_overflow: int = Field(default=8, ge=0)
+    # How long a request or sprint waits for a free pooled connection before it gives up
+    # (the API then answers 503 + Retry-After instead of queueing without bound).
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     limits: Limits = Field(default_factory=Limits)
     # Encrypts 8x8 API keys at rest and signs callback URLs; required once an account uses 8x8.
     secret_key: SecretStr | None = None

@@ -80,7 +80,9 @@ ERROR_INFO: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.INTERNAL_ERROR: ErrorInfo(500, "Unexpected server error; quote the `errorId`."),
     ErrorCode.UNAVAILABLE: ErrorInfo(
         503,
-        "The database is unreachable for a moment (restart, failover); retry after `Retry-After`.",
+        "The database is unreachable for a moment (restart, failover) or every pooled "
+        "connection stayed busy for `RELAYFLOW_DB_POOL_TIMEOUT_SECONDS` (overload); retry "
+        "after `Retry-After`.",
     ),
     ErrorCode.NAME_REQUIRED: ErrorInfo(400, "Workflow name is required."),
     ErrorCode.INVALID_TRIGGER: ErrorInfo(

@@ -138,8 +138,21 @@ async def _unexpected(request: Request, error: Exception) -> Response:
     return FastJSONResponse(body, status_code=500)
 
 
+# Errors a database outage raises get handlers of their own: a handler registered for plain
+# `Exception` answers, but Starlette then re-raises the error to the server, which logs a full
+# traceback per request — thousands of them while the pool is exhausted under overload.
+_DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    PoolTimeoutError,
+    DisconnectionError,
+    OSError,
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_exception)
+    for error_type in _DATABASE_ERRORS:
+        app.add_exception_handler(error_type, _unexpected)
     app.add_exception_handler(Exception, _unexpected)

@@ -128,9 +128,16 @@ class Database:
     """The engine plus the dialect hooks the rest of the store relies on."""
 
     def __init__(
-        self, url: str, *, echo: bool = False, pool_size: int = 16, max_overflow: int = 8
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        pool_size: int = 16,
+        max_overflow: int = 8,
+        pool_timeout_s: float = 10.0,
     ) -> None:
-        """`pool_size` / `max_overflow`: PostgreSQL connections this process may hold."""
+        """`pool_size` / `max_overflow`: PostgreSQL connections this process may hold;
+        `pool_timeout_s`: how long a unit waits for one of them before failing."""
         self.url = async_url(url)
         self.dialect = "sqlite" if self.url.drivername.startswith("sqlite") else "postgresql"
         self._write_lock = asyncio.Lock()
@@ -159,6 +166,7 @@ class Database:
                 # backend fork) while api + 2 workers stay far below max_connections = 100.
                 pool_size=pool_size,
                 max_overflow=max_overflow,
+                pool_timeout=pool_timeout_s,
                 pool_pre_ping=True,
             )
 
