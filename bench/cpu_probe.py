@@ -21,6 +21,9 @@ from typing import Any
 
 import httpx
 
+from bench.processes import SUB_ACCOUNT
+from bench.workloads.common import SHORT_CODE, sms_reply_step
+from bench.workloads.w1 import REPLY_TEXT
 from relayflow.api.app import create_app
 from relayflow.api.context import AppContext
 from relayflow.config import Settings
@@ -28,23 +31,10 @@ from relayflow.store.database import Database
 
 BATCH = 50
 ROUNDS = 3
-DEFINITION = {
+DEFINITION = {  # W1's definition
     "trigger": "inbound_sms",
     "status": "enabled",
-    "definition": {
-        "name": "cpu probe auto-reply",
-        "steps": [
-            {
-                "id": "reply",
-                "stepType": "SMS",
-                "inputs": {
-                    "subAccountId": "probe_sms",
-                    "destination": "{{data.payload.source}}",
-                    "text": "Thanks, {{data.payload.body}}!",
-                },
-            }
-        ],
-    },
+    "definition": {"name": "cpu probe auto-reply", "steps": [sms_reply_step("reply", REPLY_TEXT)]},
 }
 
 
@@ -55,9 +45,9 @@ def _inbound(number: int) -> dict[str, Any]:
         "description": "probe",
         "payload": {
             "umid": f"probe-{number}",
-            "subAccountId": "probe_sms",
+            "subAccountId": SUB_ACCOUNT,
             "source": "+6591234567",
-            "destination": "+6580000000",
+            "destination": SHORT_CODE,
             "body": "hi",
             "encoding": "GSM7",
             "timestamp": "2026-01-01T00:00:00Z",

@@ -82,11 +82,7 @@ class InlineConnection:
         return self._connection.execute(statement, parameters, **kwargs)
 
     async def scalar(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
-        if not kwargs and is_hot(statement):
-            result = self._plans.execute(self._connection, statement, parameters)
-            if result is not None:
-                return result.scalar()
-        return self._connection.scalar(statement, parameters, **kwargs)
+        return (await self.execute(statement, parameters, **kwargs)).scalar()
 
     async def scalars(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
         return self._connection.scalars(statement, parameters, **kwargs)
