@@ -174,6 +174,7 @@ def test_cli_ports_open_auth_and_subaccounts_and_stop() -> None:
     for other in running_fake(api_keys=[], subaccounts=["only-sub"], ports=ports):
         for role, port in ports.items():
             assert getattr(other.urls, role) == f"http://127.0.0.1:{port}"
+        assert other.urls.crm.startswith("http://127.0.0.1:")  # no --crm-port: any free port
         assert other.health() == {"ok": True}
         with httpx.Client(verify=False) as http:
             api = Api(other, http)
@@ -560,7 +561,7 @@ def test_fail_only_matches_its_role(api: Api, fake: Fake8x8) -> None:
     response = api.post("voice", legacy_voice())
     assert response.status_code == 400
     assert response.json()["statusCode"] == -1009
-    assert fake.faults() == {"counted": [], "rates": {}}
+    assert fake.faults() == {"counted": [], "rates": {}, "outages": []}
 
 
 def test_fail_401_even_with_a_good_key(api: Api, fake: Fake8x8) -> None:
@@ -601,6 +602,64 @@ def test_fail_drop_closes_the_connection(api: Api, fake: Fake8x8) -> None:
     assert api.post("sms", sms()).status_code == 200
 
 
+def test_fail_429_retry_after_defaults_to_one_second(api: Api, fake: Fake8x8) -> None:
+    fake.fail("voice", "429")
+    response = api.post("voice", legacy_voice())
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["statusCode"] == 429
+
+
+def test_fail_503_has_retry_after_only_when_given(api: Api, fake: Fake8x8) -> None:
+    """A retry policy must cope with both: a 503 that names its wait and one that does not."""
+    fake.fail("sms", "503")
+    bare = api.post("sms", sms())
+    assert bare.status_code == 503
+    assert "Retry-After" not in bare.headers
+    assert set(bare.json()) == {"code", "message", "errorId", "timestamp"}
+    assert bare.json()["code"] == 2000
+    fake.fail("voice", "503", retry_after=2)
+    voice = api.post("voice", legacy_voice())
+    assert voice.status_code == 503
+    assert voice.headers["Retry-After"] == "2"
+    assert voice.json()["sessionStatus"] == "NOT_CREATED"
+    assert voice.json()["statusCode"] == 503
+    fake.fail_rate(1, modes=["503"], role="chatapps", retry_after=0)
+    assert api.post("chatapps", chat()).headers["Retry-After"] == "0"
+    assert [entry["fault"] for entry in fake.requests()] == ["503", "503", "503"]
+    assert [entry["status"] for entry in fake.requests()] == [503, 503, 503]
+
+
+def test_fail_lost_accepts_the_message_but_drops_the_answer(api: Api, fake: Fake8x8) -> None:
+    fake.fail("chatapps", "lost")
+    with pytest.raises(httpx.TransportError):
+        api.post("chatapps", chat(clientMessageId="lost-1"))
+    fake.fail("chatapps", "drop")
+    with pytest.raises(httpx.TransportError):
+        api.post("chatapps", chat(clientMessageId="drop-1"))
+    lost, dropped = fake.requests()
+    # accepted for real: the same record an answered send gets, plus the fault
+    assert (lost["fault"], lost["status"]) == ("lost", 200)
+    assert is_uuid(lost["answer"]["umid"])
+    assert lost["answer"]["clientMessageId"] == "lost-1"
+    # never accepted: no status, no answer
+    assert (dropped["fault"], dropped["status"], dropped["answer"]) == ("drop", None, None)
+    assert api.post("chatapps", chat()).status_code == 200
+
+
+async def test_a_lost_message_still_gets_its_receipt(
+    api: Api, fake: Fake8x8, receiver: Receiver
+) -> None:
+    """8x8 accepted it, so its receipts come, for a umid the sender never saw."""
+    fake.fail("sms", "lost")
+    with pytest.raises(httpx.TransportError):
+        api.post("sms", sms(clientMessageId="lost-2", dlrCallbackUrl=receiver.url + "/dlr"))
+    [entry] = await fake.aio.requests(role="sms", status=200)
+    result = await fake.aio.sms_receipt(entry["answer"]["umid"], "delivered")
+    assert result["status"] == 200
+    assert receiver.received[0]["body"]["payload"]["clientMessageId"] == "lost-2"
+
+
 def test_fail_rejects_unknown_modes_and_roles(fake: Fake8x8) -> None:
     with pytest.raises(ControlError) as caught:
         fake.fail("sms", "teapot")
@@ -631,6 +690,186 @@ def test_fail_rate_is_roughly_honoured_and_reproducible(api: Api, fake: Fake8x8)
     assert api.post("chatapps", chat()).status_code == 200  # other roles unaffected
     fake.fail_rate(0, role="sms")
     assert all(api.post("sms", sms()).status_code == 200 for _ in range(10))
+
+
+# ---------------------------------------------------------------------------------------------
+# Outages
+
+
+def test_outage_with_seconds_fails_everything_then_recovers(api: Api, fake: Fake8x8) -> None:
+    started = time.monotonic()
+    answer = fake.outage("sms", seconds=1)
+    [active] = answer["outages"]
+    assert (active["role"], active["mode"]) == ("sms", "503")
+    assert 0.5 < active["remaining"] <= 1
+    statuses = [api.post("sms", sms()).status_code for _ in range(3)]
+    assert statuses == [503, 503, 503]
+    assert "Retry-After" not in api.post("sms", sms()).headers
+    assert api.post("chatapps", chat()).status_code == 200  # other roles unaffected
+    while api.post("sms", sms()).status_code == 503:
+        assert time.monotonic() - started < 3, "the outage did not end"
+        time.sleep(0.05)
+    assert time.monotonic() - started >= 1
+    assert fake.faults()["outages"] == []
+    sms_faults = [entry["fault"] for entry in fake.requests(role="sms")]
+    assert sms_faults[:4] == ["503"] * 4
+    assert sms_faults[-1] is None
+
+
+def test_open_ended_outage_lasts_until_ended(api: Api, fake: Fake8x8) -> None:
+    fake.outage(mode="500", retry_after=4)  # every role
+    assert fake.faults()["outages"] == [{"role": "*", "mode": "500", "remaining": None}]
+    assert api.post("sms", sms()).status_code == 500
+    assert api.post("voice", legacy_voice()).json()["statusCode"] == 500
+    assert api.http.get(fake.urls.crm + "/ping").status_code == 500
+    fake.end_outage()
+    assert fake.faults()["outages"] == []
+    assert api.post("sms", sms()).status_code == 200
+    assert api.http.get(fake.urls.crm + "/ping").status_code == 200
+
+
+def test_outage_503_with_retry_after_and_other_modes(api: Api, fake: Fake8x8) -> None:
+    fake.outage("voice", "503", retry_after=5)
+    assert api.post("voice", legacy_voice()).headers["Retry-After"] == "5"
+    fake.outage("voice", "lost")  # replaces the voice outage
+    with pytest.raises(httpx.TransportError):
+        api.post("voice", legacy_voice())
+    assert fake.requests(role="voice")[-1]["status"] == 200
+    fake.outage("chatapps", "429")
+    assert api.post("chatapps", chat()).headers["Retry-After"] == "1"
+    assert [outage["mode"] for outage in fake.faults()["outages"]] == ["lost", "429"]
+
+
+def test_outage_wins_over_counted_rules_without_using_them(api: Api, fake: Fake8x8) -> None:
+    fake.fail("sms", "429", count=2)
+    fake.fail_rate(1, modes=["400"], role="*")
+    fake.outage("sms", "drop")
+    for _ in range(3):
+        with pytest.raises(httpx.TransportError):
+            api.post("sms", sms())
+    assert fake.faults()["counted"] == [{"role": "sms", "mode": "429", "remaining": 2}]
+    fake.end_outage()
+    fake.fail_rate(0, role="*")
+    statuses = [api.post("sms", sms()).status_code for _ in range(3)]
+    assert statuses == [429, 429, 200]
+    faults = [entry["fault"] for entry in fake.requests()]
+    assert faults == ["drop", "drop", "drop", "429", "429", None]
+
+
+def test_reset_ends_outages(api: Api, fake: Fake8x8) -> None:
+    fake.outage("*", "503")
+    fake.outage("crm", "401", seconds=30)
+    assert len(fake.faults()["outages"]) == 2
+    fake.reset()
+    assert fake.faults() == {"counted": [], "rates": {}, "outages": []}
+    assert api.post("sms", sms()).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# The crm site
+
+
+def test_crm_echoes_any_method_path_query_and_body(api: Api, fake: Fake8x8) -> None:
+    crm = fake.urls.crm
+    got = api.http.get(crm + "/contacts/7?expand=deals&tag=a&tag=b")  # no Authorization
+    assert got.status_code == 200
+    assert got.json() == {
+        "method": "GET",
+        "path": "/contacts/7",
+        "query": {"expand": "deals", "tag": ["a", "b"]},
+        "body": None,
+        "n": 1,
+    }
+    posted = api.http.post(crm + "/api/v1/subaccounts/x-1/messages", json={"name": "Ann"})
+    assert posted.json()["body"] == {"name": "Ann"}
+    assert posted.json()["n"] == 2
+    text = api.http.request("PATCH", crm + "/notes", content=b"plain words")
+    assert (text.json()["method"], text.json()["body"]) == ("PATCH", "plain words")
+    assert api.http.delete(crm + "/").json()["n"] == 4
+    recorded = fake.requests(role="crm")
+    assert [entry["method"] for entry in recorded] == ["GET", "POST", "PATCH", "DELETE"]
+    assert all(entry["subAccountId"] is None for entry in recorded)
+    assert recorded[0]["query"] == "expand=deals&tag=a&tag=b"
+    assert recorded[1]["status"] == 200
+    assert recorded[1]["answer"] == posted.json()
+    fake.reset()
+    assert api.http.get(crm + "/again").json()["n"] == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "status"), [("500", 500), ("503", 503), ("429", 429), ("401", 401), ("400", 400)]
+)
+def test_crm_fault_answers_are_small_json_errors(
+    api: Api, fake: Fake8x8, mode: str, status: int
+) -> None:
+    fake.fail("crm", mode)
+    response = api.http.post(fake.urls.crm + "/hook", json={})
+    assert response.status_code == status
+    assert set(response.json()) == {"error"}
+    assert ("Retry-After" in response.headers) == (mode == "429")
+    assert fake.requests(role="crm")[0]["fault"] == mode
+
+
+def test_crm_counts_faulted_requests_and_shares_star_faults(api: Api, fake: Fake8x8) -> None:
+    crm = fake.urls.crm + "/orders"
+    fake.fail("crm", "503", retry_after=3)
+    assert api.http.get(crm).headers["Retry-After"] == "3"
+    fake.fail("crm", "lost")
+    with pytest.raises(httpx.TransportError):
+        api.http.get(crm)
+    assert fake.requests(role="crm")[-1]["answer"]["n"] == 2
+    assert api.http.get(crm).json()["n"] == 3  # every request counts, faulted ones too
+    fake.fail("*", "500")  # '*' takes the next request of any role, the crm's included
+    assert api.http.get(crm).status_code == 500
+    assert api.post("sms", sms()).status_code == 200
+    fake.fail_rate(1, modes=["500"], role="*")
+    assert api.http.get(crm).status_code == 500
+    assert api.post("chatapps", chat()).status_code == 500
+    fake.fail_rate(0, role="*")
+    fake.outage("crm")
+    assert api.http.get(crm).status_code == 503
+    assert api.post("sms", sms()).status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad control input
+
+
+@pytest.mark.parametrize(
+    ("path", "spec"),
+    [
+        ("/fail", {"role": "sms", "mode": "teapot"}),
+        ("/fail", {"role": "crm", "mode": "503", "retryAfter": -1}),
+        ("/fail-rate", {"rate": 0.5, "modes": ["lost", "nope"]}),
+        ("/fail-rate", {"rate": 0.5, "role": "fax"}),
+        ("/outage", {"mode": "slow"}),
+        ("/outage", {"mode": "teapot"}),
+        ("/outage", {"mode": None}),
+        ("/outage", {"seconds": -1}),
+        ("/outage", {"seconds": 0}),
+        ("/outage", {"seconds": "soon"}),
+        ("/outage", {"seconds": True}),
+        ("/outage", {"role": "email"}),
+        ("/outage", {"role": 3}),
+        ("/outage", {"retryAfter": "later"}),
+    ],
+)
+def test_bad_fault_control_input_is_400(
+    api: Api, fake: Fake8x8, path: str, spec: dict[str, Any]
+) -> None:
+    response = api.http.post(fake.urls.control + path, json=spec)
+    assert response.status_code == 400, response.json()
+    assert set(response.json()) == {"error"}
+    assert fake.faults() == {"counted": [], "rates": {}, "outages": []}
+
+
+def test_outage_refusals_through_the_client(fake: Fake8x8) -> None:
+    with pytest.raises(ControlError) as caught:
+        fake.outage("sms", "slow")
+    assert caught.value.status == 400
+    assert "slow" not in str(caught.value).split("mode must be one of")[1]
+    with pytest.raises(ControlError):
+        fake.outage("sms", seconds=-0.5)
 
 
 # ---------------------------------------------------------------------------------------------

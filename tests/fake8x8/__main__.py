@@ -1,8 +1,8 @@
 """`python -m tests.fake8x8`: run the fake 8x8 server until SIGTERM / SIGINT.
 
 Prints exactly one JSON line to stdout once every site listens —
-`{"sms": url, "chatapps": url, "voice": url, "control": url, "pid": n}` — and nothing else, so
-a parent can read it from a pipe. Diagnostics go to stderr.
+`{"sms": url, "chatapps": url, "voice": url, "crm": url, "control": url, "pid": n}` — and
+nothing else, so a parent can read it from a pipe. Diagnostics go to stderr.
 """
 
 from __future__ import annotations
@@ -14,14 +14,17 @@ import os
 import signal
 import sys
 
+from tests.fake8x8.faults import ROLES
 from tests.fake8x8.server import start
 from tests.fake8x8.state import FakeState
+
+SITES = (*ROLES, "control")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.fake8x8", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    for role in ("sms", "chatapps", "voice", "control"):
+    for role in SITES:
         parser.add_argument(f"--{role}-port", type=int, default=0, help="0 = any free port")
     parser.add_argument(
         "--api-key",
@@ -40,9 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     state = FakeState(args.api_key, args.subaccount)
-    ports = {
-        role: getattr(args, f"{role}_port") for role in ("sms", "chatapps", "voice", "control")
-    }
+    ports = {role: getattr(args, f"{role}_port") for role in SITES}
     running = await start(state, args.host, ports)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@
     with Fake8x8(api_keys=["k1"]) as fake:       # or: yield from running_fake() in a fixture
         fake.urls.sms                             # base URL of the "SMS host"
         fake.fail("sms", "429", count=2, retry_after=1)
+        fake.outage("crm", "503", seconds=1)      # every crm request fails for a second
         ...                                       # relayflow sends to fake.urls.sms
         fake.requests(role="sms")                 # what it received, with the answer status
         await fake.aio.inbound_sms(url, "+6591234567", "+6560000000", "hi", "sub-1")
@@ -47,11 +48,13 @@ class ControlError(RuntimeError):
 
 @dataclass(frozen=True)
 class Urls:
-    """Base URLs of the four sites (no trailing slash)."""
+    """Base URLs of the five sites (no trailing slash); `crm` is the generic JSON site standing
+    for a customer's CRM (any method, any path, no auth)."""
 
     sms: str
     chatapps: str
     voice: str
+    crm: str
     control: str
 
 
@@ -101,7 +104,8 @@ class ControlCalls(Generic[R]):
         retry_after: float | None = None,
         delay: float | None = None,
     ) -> R:
-        """The next `count` requests of `role` fail: 500 | 429 | slow | drop | 401 | 400."""
+        """The next `count` requests of `role` fail: 500 | 503 | 429 | slow | drop | lost | 401 |
+        400. `retry_after` sets 429's Retry-After (1 unless given) and gives 503 one."""
         spec = _options(role=role, mode=mode, count=count, retryAfter=retry_after, delay=delay)
         return self._call("POST", "/fail", spec)
 
@@ -119,6 +123,22 @@ class ControlCalls(Generic[R]):
             role=role, rate=rate, modes=list(modes), seed=seed, retryAfter=retry_after, delay=delay
         )
         return self._call("POST", "/fail-rate", spec)
+
+    def outage(
+        self,
+        role: str = "*",
+        mode: str = "503",
+        seconds: float | None = None,
+        retry_after: float | None = None,
+    ) -> R:
+        """Every request of `role` fails with `mode` (any but slow) for `seconds`, or until
+        `end_outage()`; wins over counted rules and rates without using them up."""
+        spec = _options(role=role, mode=mode, seconds=seconds, retryAfter=retry_after)
+        return self._call("POST", "/outage", spec)
+
+    def end_outage(self) -> R:
+        """End every outage now."""
+        return self._call("DELETE", "/outage")
 
     def add_key(self, api_key: str) -> R:
         return self._call("POST", "/keys", {"apiKey": api_key})

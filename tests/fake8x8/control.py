@@ -1,7 +1,12 @@
 """The control API: JSON over HTTP on its own port, for tests to steer and inspect the fake.
 
-Inspect: `GET /health`, `/requests?role=&status=`, `/webhooks`, `/faults`.
-Steer: `POST /reset`, `/fail`, `/fail-rate`, `/keys`, `/subaccounts`.
+Inspect: `GET /health`, `/requests?role=&status=`, `/webhooks`, `/faults` (counted rules,
+rates, and active outages with their remaining seconds, or null when open-ended).
+Steer: `POST /reset` (also ends outages), `/fail`, `/fail-rate`, `/keys`, `/subaccounts`.
+Outages: `POST /outage {role="*", mode="503", seconds?, retryAfter?}` fails every request of the
+role (sms | chatapps | voice | crm | *) until `seconds` pass or `DELETE /outage` ends them all.
+Fault modes (faults.py): 500, 503, 429, 401, 400, slow, drop, lost; outages take any but slow.
+Roles are sms, chatapps, voice and crm (the generic site standing for a customer's CRM).
 Webhooks: `POST /webhook` (any body) and builders that write 8x8's payloads (spec §11) —
 `/webhook/inbound-sms`, `/inbound-chat`, `/sms-receipt`, `/chat-receipt`, `/dtmf`,
 `/voice-call-action`, `/session-summary`. Each posts for real and answers
@@ -109,6 +114,17 @@ async def fail(request: web.Request) -> web.Response:
 
 async def fail_rate(request: web.Request) -> web.Response:
     _state(request).faults.set_rate(await _spec(request))
+    return web.json_response({"ok": True})
+
+
+async def outage(request: web.Request) -> web.Response:
+    state = _state(request)
+    state.faults.start_outage(await _spec(request))
+    return web.json_response({"ok": True, "outages": state.faults.describe()["outages"]})
+
+
+async def end_outage(request: web.Request) -> web.Response:
+    _state(request).faults.end_outages()
     return web.json_response({"ok": True})
 
 
@@ -333,6 +349,8 @@ def control_app(state: FakeState) -> web.Application:
     routes.add_post("/reset", reset)
     routes.add_post("/fail", fail)
     routes.add_post("/fail-rate", fail_rate)
+    routes.add_post("/outage", outage)
+    routes.add_delete("/outage", end_outage)
     routes.add_post("/keys", keys)
     routes.add_post("/subaccounts", subaccounts)
     routes.add_post("/webhook", raw_webhook)

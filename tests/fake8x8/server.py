@@ -1,9 +1,14 @@
-"""The fake 8x8 server: one site per 8x8 host role (sms, chatapps, voice) plus a control site.
+"""The fake 8x8 server: one site per 8x8 host role (sms, chatapps, voice), a "crm" site, and a
+control site.
 
 SMS and Chat Apps share the path `POST /api/v1/subaccounts/{id}/messages` on different hosts,
 hence one listening site per role. Every request is recorded (accepted or not) before any
 injected fault is applied, so a test can always see what relayflow sent. Checks run in 8x8's
 order: auth, route, subaccount, content type, JSON, body rules.
+
+The crm site stands for a customer's CRM behind an HttpRequest step: any method on any path, no
+auth, answering 200 `{method, path, query, body, n}` (n = its 1-based request count), so the
+same faults and outages can be aimed at the steps that are not 8x8 sends.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from tests.fake8x8.control import control_app
-from tests.fake8x8.faults import ROLES, Fault
+from tests.fake8x8.faults import PROCESSED_MODES, ROLES, Fault
 from tests.fake8x8.shapes import (
     FOREIGN_SUBACCOUNT_MESSAGE,
     ILLEGAL_SUBACCOUNT,
@@ -35,7 +40,7 @@ from tests.fake8x8.shapes import (
     error_body,
     parse_json_object,
 )
-from tests.fake8x8.state import STATE, FakeState
+from tests.fake8x8.state import STATE, FakeState, decoded
 from tests.fake8x8.voice import INVALID_ENTRY, INVALID_JSON, answer_voice, voice_error
 
 SEND_PATHS = {
@@ -60,21 +65,31 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     state, role = request.app[STATE], request.app[ROLE]
     raw = await request.read()
     entry = state.record(role, request, raw)
+    ordinal = state.received[role]  # read before any await: this request's own number
     fault = state.faults.take(role)
     if fault is not None:
         entry["fault"] = fault.mode
         if fault.mode == "drop":  # close the connection without any answer
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response()
+            return _abort(request)
         if fault.mode == "slow":
             await asyncio.sleep(fault.delay)
-    if fault is not None and fault.mode != "slow":
+    if fault is not None and fault.mode not in PROCESSED_MODES:
         answer = _fault_answer(role, fault)
+    elif role == "crm":
+        answer = _crm_answer(request, raw, ordinal)
     else:
         answer = _answer(state, role, request, raw)
     entry["status"], entry["answer"] = answer.status, answer.body
+    if fault is not None and fault.mode == "lost":  # accepted for real, the answer never arrives
+        return _abort(request)
     return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+
+
+def _abort(request: web.Request) -> web.StreamResponse:
+    """Cut the connection: the client sees it dropped, with no HTTP answer at all."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response()
 
 
 def _unauthorised(role: str) -> Answer:
@@ -83,23 +98,52 @@ def _unauthorised(role: str) -> Answer:
     return Answer(401, error_body(UNAUTHORIZED, UNAUTHORIZED_MESSAGE))
 
 
+CRM_ERRORS = {
+    "400": "Bad request",
+    "401": "Unauthorized",
+    "429": "Too many requests",
+    "500": "Internal server error",
+    "503": "Service unavailable",
+}
+
+
 def _fault_answer(role: str, fault: Fault) -> Answer:
     voice = role == "voice"
+    if role == "crm":
+        body = {"error": f"{CRM_ERRORS[fault.mode]} (injected fault)"}
+        return Answer(int(fault.mode), body, fault.headers())
     if fault.mode == "401":
         return _unauthorised(role)
     if fault.mode == "429":
-        headers = {"Retry-After": str(fault.retry_after)}
-        message = f"Quota exceeded. Please try again in {fault.retry_after} second(s)."
+        message = f"Quota exceeded. Please try again in {fault.wait} second(s)."
         if voice:
-            return Answer(429, voice_error(429, 429, message).body, headers)
-        return Answer(429, error_body(429, message), headers)
+            return Answer(429, voice_error(429, 429, message).body, fault.headers())
+        return Answer(429, error_body(429, message), fault.headers())
     if fault.mode == "400":
         if voice:
             return voice_error(400, INVALID_ENTRY, "Invalid callflow entry (injected fault)")
         return Answer(400, error_body(INVALID_PARAMETER, "Invalid parameter (injected fault)"))
+    status = int(fault.mode)  # 500 or 503
+    message = "Internal server error" if status == 500 else "Service temporarily unavailable"
     if voice:
-        return voice_error(500, 500, "Internal server error")
-    return Answer(500, error_body(INTERNAL_ERROR, "Internal server error"))
+        return Answer(status, voice_error(status, status, message).body, fault.headers())
+    return Answer(status, error_body(INTERNAL_ERROR, message), fault.headers())
+
+
+def _crm_answer(request: web.Request, raw: bytes, ordinal: int) -> Answer:
+    """The echo a test can check an HttpRequest step against: what arrived, and as which one."""
+    query: dict[str, str | list[str]] = {}
+    for name in request.query:
+        values = request.query.getall(name)
+        query[name] = values[0] if len(values) == 1 else values
+    body = {
+        "method": request.method,
+        "path": request.path,
+        "query": query,
+        "body": decoded(raw),
+        "n": ordinal,
+    }
+    return Answer(200, body)
 
 
 def _answer(state: FakeState, role: str, request: web.Request, raw: bytes) -> Answer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,6 +28,9 @@ class FakeState:
         self.subaccounts: set[str] = set()
         self.requests: list[dict[str, Any]] = []
         self.webhooks: list[dict[str, Any]] = []
+        # Requests received per role since the last reset; unlike `requests` never trimmed
+        # (the bench keeps only the latest), so the crm site can number its answers.
+        self.received: Counter[str] = Counter()
         self.reset()
 
     def reset(self) -> None:
@@ -35,6 +39,7 @@ class FakeState:
         self.subaccounts = set(self._startup_subaccounts)
         self.requests = []
         self.webhooks = []
+        self.received = Counter()
         self.faults.clear()
         self._ids = itertools.count(1)
 
@@ -50,7 +55,8 @@ class FakeState:
         return not self.subaccounts or sub_account_id in self.subaccounts
 
     def record(self, role: str, request: web.Request, raw: bytes) -> dict[str, Any]:
-        match = SUBACCOUNT_IN_PATH.match(request.path)
+        self.received[role] += 1
+        match = None if role == "crm" else SUBACCOUNT_IN_PATH.match(request.path)
         entry: dict[str, Any] = {
             "id": next(self._ids),
             "receivedAt": iso_now(3),
@@ -60,7 +66,7 @@ class FakeState:
             "query": request.query_string,
             "subAccountId": match.group(1) if match else None,
             "headers": _redacted(request.headers.items()),
-            "body": _decoded(raw),
+            "body": decoded(raw),
             "status": None,
             "answer": None,
             "fault": None,
@@ -86,7 +92,8 @@ def _redacted(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return result
 
 
-def _decoded(raw: bytes) -> Any:
+def decoded(raw: bytes) -> Any:
+    """A body as JSON if it parses, else as text; None when empty."""
     if not raw:
         return None
     text = raw.decode("utf-8", "replace")
