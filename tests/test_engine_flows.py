@@ -782,39 +782,3 @@ async def test_start_rate_limit(flow: Flow, context: AppContext) -> None:
     assert response.json()["code"] == 1429
     assert int(response.headers["retry-after"]) >= 1
     assert len(await flow.instances(definition)) == 2
-
-
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def test_transient_http_failures_are_retried_durably_then_fault(flow: Flow) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/unreachable"
-    steps = [{"id": "call", "stepType": "HttpRequest", "inputs": {"url": url, "method": "GET"}}]
-    definition = await flow.define(steps, trigger="http_request")
-    [workflow] = await flow.http_trigger({})
-    assert await flow.logs(definition, workflow) == [("call", "Running")]  # backing off
-    await flow.advance(1_300)  # first backoff: 1 s ± 20 %
-    assert (await flow.instance(definition, workflow))["status"] == "Runnable"
-    await flow.advance(2_500)  # second backoff: 2 s ± 20 %
-    instance = await flow.instance(definition, workflow)
-    assert instance["status"] == "Terminated"
-    [error] = await flow.errors(definition, workflow)
-    assert error["message"].startswith("Call failed.")
-    assert error["message"].endswith("(after 3 attempts)")
-    events = await flow.call("GET", f"/definitions/{definition}/workflows/{workflow}/events")
-    assert [e["detail"]["attempt"] for e in events if e["type"] == "step_retry_scheduled"] == [1, 2]
-
-
-async def test_non_idempotent_requests_are_not_retried(flow: Flow) -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/unreachable"
-    steps = [{"id": "call", "stepType": "HttpRequest", "inputs": {"url": url, "method": "POST"}}]
-    definition = await flow.define(steps, trigger="http_request")
-    [workflow] = await flow.http_trigger({})
-    assert (await flow.instance(definition, workflow))["status"] == "Terminated"
-    [error] = await flow.errors(definition, workflow)
-    assert "attempts" not in error["message"]

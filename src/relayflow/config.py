@@ -53,3 +53,14 @@ class Settings(BaseSettings):
     worker_concurrency: int = 32
     worker_lease_seconds: float = 60.0
     worker_poll_seconds: float = 0.25
+    # Transient failures of a send or an HttpRequest (connection errors, timeouts, 429, 5xx)
+    # are retried with exponential backoff from 1 s up to this interval, until this long has
+    # passed since the step's first attempt.
+    retry_max_interval_seconds: float = Field(default=300.0, ge=1)
+    retry_window_seconds: float = Field(default=3600.0, ge=0)
+    # Circuit breaker per endpoint: opens after this many consecutive transient failures,
+    # probes at most this often once open, and lets the backlog back in at this many sends
+    # per second, doubling every second.
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_probe_max_seconds: float = Field(default=30.0, ge=1)
+    breaker_drain_rate: float = Field(default=10.0, gt=0)

@@ -6,11 +6,13 @@ import asyncio
 from dataclasses import dataclass, field
 
 from relayflow.channels.base import ChannelSet
+from relayflow.channels.breaker import BreakerPolicy, Breakers
 from relayflow.channels.http import Allowlist, GuardedHttpClient
 from relayflow.channels.providers import AccountProviders
 from relayflow.clock import Clock, SystemClock
 from relayflow.config import Settings
 from relayflow.engine.expressions import SandboxExpressions
+from relayflow.engine.retry import RetryPolicy
 from relayflow.engine.router import Router, StartRateLimiter
 from relayflow.engine.runner import Runner
 from relayflow.engine.wakeup import PostgresListener
@@ -36,13 +38,31 @@ class Runtime:
     def __post_init__(self) -> None:
         settings = self.settings
         self.evaluator = ExpressionEvaluator()
-        self.http = GuardedHttpClient(Allowlist.parse(settings.http_allowlist))
+        self.breakers = Breakers(
+            self.clock,
+            BreakerPolicy(
+                failure_threshold=settings.breaker_failure_threshold,
+                probe_max_s=settings.breaker_probe_max_seconds,
+                drain_rate=settings.breaker_drain_rate,
+            ),
+        )
+        self.http = GuardedHttpClient(Allowlist.parse(settings.http_allowlist), self.breakers)
         secret = settings.secret_key.get_secret_value() if settings.secret_key else None
         self.secretbox = SecretBox(secret) if secret else None
-        self.providers = AccountProviders(self.db, self.secretbox, settings.public_url)
+        self.providers = AccountProviders(
+            self.db, self.secretbox, settings.public_url, self.breakers
+        )
         if self.channels is None:
             self.channels = ChannelSet(providers=self.providers, http=self.http)
-        self.runner = Runner(SandboxExpressions(self.evaluator), self.channels, self.clock)
+        self.runner = Runner(
+            SandboxExpressions(self.evaluator),
+            self.channels,
+            self.clock,
+            retry=RetryPolicy(
+                max_interval_s=settings.retry_max_interval_seconds,
+                window_s=settings.retry_window_seconds,
+            ),
+        )
         self.worker = Worker(
             self.db,
             self.runner,

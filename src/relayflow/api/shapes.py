@@ -103,16 +103,31 @@ def instance_json(instance: InstanceRow, logs: list[LogRow] | None = None) -> di
         "completedAt": iso_from_ms(instance.completed_at_ms) if instance.completed_at_ms else None,
     }
     if logs is not None:
-        body["logs"] = [
-            {
-                "id": log.id,
-                "stepName": log.step_id,
-                "startedAt": iso_from_ms(log.started_at_ms) if log.started_at_ms else None,
-                "completedAt": iso_from_ms(log.completed_at_ms) if log.completed_at_ms else None,
-                "status": log.status,
-            }
-            for log in logs
-        ]
+        body["logs"] = [log_json(log) for log in logs]
+    return body
+
+
+def log_json(log: LogRow) -> dict[str, Any]:
+    """8x8's `workflowLog`, plus `retry` (an extension) for a step that met transient
+    failures: how many attempts, the last error, and while it retries, the next attempt."""
+    body: dict[str, Any] = {
+        "id": log.id,
+        "stepName": log.step_id,
+        "startedAt": iso_from_ms(log.started_at_ms) if log.started_at_ms else None,
+        "completedAt": iso_from_ms(log.completed_at_ms) if log.completed_at_ms else None,
+        "status": log.status,
+    }
+    if log.retry is not None:
+        next_at = log.retry.get("nextAttemptAt")
+        body["retry"] = {
+            "attempts": log.attempts,
+            "lastError": log.retry.get("lastError"),
+            "nextAttemptAt": (
+                iso_from_ms(next_at)
+                if isinstance(next_at, int) and log.status == "Running"
+                else None
+            ),
+        }
     return body
 
 
@@ -166,6 +181,12 @@ def receipt_json(receipt: Receipt) -> dict[str, Any]:
     }
 
 
+class StepRetryOut(BaseModel):
+    attempts: int = Field(description="Attempts made so far (deferred sends not counted).")
+    lastError: str | None = Field(description="The last transient failure.")
+    nextAttemptAt: str | None = Field(description="While the step retries: its next attempt.")
+
+
 class WorkflowLogOut(BaseModel):
     id: str = Field(description="Step execution id.")
     stepName: str = Field(description="The step's id in the definition.")
@@ -173,6 +194,10 @@ class WorkflowLogOut(BaseModel):
     completedAt: str | None
     status: str = Field(
         description="Pending, Running, Complete, Sleeping, WaitingForEvent, Failed, Cancelled."
+    )
+    retry: StepRetryOut | None = Field(
+        default=None,
+        description="Extension: present once the step met a transient failure (issue 9).",
     )
 
 

@@ -9,6 +9,7 @@ public URL cannot bounce the request to an internal one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -20,7 +21,13 @@ import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
-from relayflow.channels.base import ChannelError, HttpResult
+from relayflow.channels.base import (
+    ChannelError,
+    HttpResult,
+    is_transient_status,
+    retry_after_seconds,
+)
+from relayflow.channels.breaker import Breakers
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -94,8 +101,9 @@ class GuardedResolver(AbstractResolver):
 class GuardedHttpClient:
     """`HttpRequester` for the HttpRequest step."""
 
-    def __init__(self, allowlist: Allowlist) -> None:
+    def __init__(self, allowlist: Allowlist, breakers: Breakers) -> None:
         self._allowlist = allowlist
+        self._breakers = breakers
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
 
@@ -133,6 +141,26 @@ class GuardedHttpClient:
         timeout_s: float,
     ) -> HttpResult:
         self.check_url(url)
+        parts = urlsplit(url)  # the breaker's key: scheme, host and port, never credentials
+        endpoint = f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
+        async with self._breakers.guard(endpoint) as call:
+            result = await self._send(method, url, headers, params, json_body, timeout_s)
+            if is_transient_status(result.status):
+                call.failed(f"{endpoint} answered {result.status}", result.retry_after_s)
+        if call.failure is not None:
+            resume = self._breakers.resume_before_s(endpoint)
+            return dataclasses.replace(result, resume_before_s=resume)
+        return result
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        params: dict[str, str],
+        json_body: Any,
+        timeout_s: float,
+    ) -> HttpResult:
         method = method.upper()
         send_headers = {key: value for key, value in headers.items()}
         data: bytes | None = None
@@ -154,13 +182,19 @@ class GuardedHttpClient:
                 raw = await response.content.read(MAX_RESPONSE_BYTES + 1)
                 if len(raw) > MAX_RESPONSE_BYTES:
                     raise ChannelError(f"Response from {url} is larger than 1 MB.")
-                return HttpResult(response.status, response.reason or "", _decode(raw))
+                return HttpResult(
+                    response.status,
+                    response.reason or "",
+                    _decode(raw),
+                    retry_after_seconds(response.headers.get("Retry-After")),
+                )
         except BlockedAddress as error:
             raise ChannelError(f"Request to {url} is not allowed: {error}.") from None
         except aiohttp.ClientConnectorError as error:
             if isinstance(error.os_error, BlockedAddress):
                 raise ChannelError(f"Request to {url} is not allowed: {error.os_error}.") from None
-            raise ChannelError(f"Call failed. {error}", transient=True) from None
+            # No connection was made: nothing was sent, so any method may be tried again.
+            raise ChannelError(f"Call failed. {error}", transient=True, sent=False) from None
         except TimeoutError:
             raise ChannelError(
                 f"Call failed. {url} did not answer within {timeout_s:g} s.", transient=True

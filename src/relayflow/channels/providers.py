@@ -13,6 +13,7 @@ import time
 import aiohttp
 
 from relayflow.channels.base import ChannelError, MessagingProvider
+from relayflow.channels.breaker import Breakers
 from relayflow.channels.eightbyeight.provider import EightByEightConfig, EightByEightProvider
 from relayflow.channels.eightbyeight.regions import DEFAULT_REGION, REGIONS, Hosts
 from relayflow.channels.sandbox import SandboxProvider
@@ -42,8 +43,11 @@ def hosts_for(row: ProviderRow) -> Hosts:
 
 
 class AccountProviders:
-    def __init__(self, db: Database, box: SecretBox | None, public_url: str | None) -> None:
+    def __init__(
+        self, db: Database, box: SecretBox | None, public_url: str | None, breakers: Breakers
+    ) -> None:
         self._db = db
+        self._breakers = breakers
         self._box = box
         self._public_url = public_url.rstrip("/") if public_url else None
         self.sandbox = SandboxProvider(db)
@@ -90,7 +94,7 @@ class AccountProviders:
         config = EightByEightConfig(
             api_key=api_key, hosts=hosts_for(row), dtmf_callback_url=callback
         )
-        return EightByEightProvider(config, await self._client(), self._db)
+        return EightByEightProvider(config, await self._client(), self._db, self._breakers)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -40,11 +40,18 @@ class Fault:
 
 @dataclass(frozen=True)
 class Retry:
-    """A transient failure (timeout, 429, 5xx, dropped connection): try again later, durably.
-    After the engine's attempt limit it becomes a fault with `message`."""
+    """A transient failure (timeout, 429, 5xx, dropped connection): try again later, durably,
+    under the engine's retry policy (engine/retry.py). When the retry window is spent it
+    becomes a fault with `message` and the number of attempts, or `final` when the step has a
+    result to complete with instead (an HttpRequest's last 5xx answer)."""
 
     message: str
-    retry_after_s: float | None = None  # the server's Retry-After, when it sent one
+    retry_after_s: float | None = None  # the server's Retry-After, or the breaker's deferral
+    deferred: bool = False  # nothing was attempted (circuit open): not counted as an attempt
+    resume_before_s: float | None = None  # the endpoint's circuit is open: come back by then
+    not_after_ms: int | None = None  # the step's own deadline (an SMS's `expiry`)
+    expired: str | None = None  # the fault's message when `not_after_ms` comes first
+    final: dict[str, Any] | None = None  # the result to complete with instead of failing
 
 
 Decision = Complete | Sleep | WaitForEvent | StartBranches | Fault | Retry

@@ -8,7 +8,6 @@ Pure steps run in memory; before a step with a side effect the state so far is c
 from __future__ import annotations
 
 import hashlib
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from relayflow.channels.base import ChannelSet
-from relayflow.clock import Clock
+from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.decisions import (
     Complete,
     Decision,
@@ -27,6 +26,7 @@ from relayflow.engine.decisions import (
     WaitForEvent,
 )
 from relayflow.engine.plan import Plan, StepNode
+from relayflow.engine.retry import RetryPolicy
 from relayflow.engine.state import (
     CANCELLED,
     COMPLETE,
@@ -48,21 +48,6 @@ from relayflow.engine.steps.base import Resume, StepContext, StepError
 class EngineLimits:
     max_executions_per_instance: int = 1000
     max_data_bytes: int = 256 * 1024
-    max_attempts: int = 3  # of a step with a transient failure, the first included
-    retry_base_s: float = 1.0
-    max_retry_after_s: float = 60.0
-
-
-def retry_delay_ms(
-    limits: EngineLimits, attempt: int, retry_after_s: float | None, seed: str
-) -> int:
-    """Exponential backoff with jitter (seeded: the same pointer and attempt give the same
-    delay), or the server's Retry-After when it sent one, capped either way."""
-    if retry_after_s is not None and retry_after_s >= 0:
-        return int(min(retry_after_s, limits.max_retry_after_s) * 1000)
-    base = limits.retry_base_s * 2 ** (attempt - 1)
-    jitter = random.Random(f"{seed}:{attempt}").uniform(0.8, 1.2)  # noqa: S311 - not crypto
-    return int(min(base * jitter, limits.max_retry_after_s) * 1000)
 
 
 @dataclass
@@ -124,11 +109,13 @@ class Runner:
         channels: ChannelSet,
         clock: Clock,
         limits: EngineLimits | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self._expressions = expressions
         self._channels = channels
         self._clock = clock
         self._limits = limits or EngineLimits()
+        self._retry = retry or RetryPolicy()
 
     async def advance(self, state: InstanceState, plan: Plan, checkpoint: Checkpoint) -> None:
         """Run every due pointer, repeatedly, until nothing more is due now."""
@@ -214,6 +201,7 @@ class Runner:
             pointer_id=pointer.id,
             attempt=pointer.attempt,
             channels=self._channels,
+            last_error=pointer.state.get("retry", {}).get("lastError"),
         )
         try:
             decision: Decision = await step.run(context)
@@ -252,18 +240,74 @@ class Runner:
                 state.record("branches_started", node.id, now, {"steps": list(step_ids)})
             case Fault(message=message):
                 self._fault(state, pointer, message)
-            case Retry(message=message, retry_after_s=retry_after):
-                if pointer.attempt >= self._limits.max_attempts:
-                    self._fault(state, pointer, f"{message} (after {pointer.attempt} attempts)")
-                    return
-                delay = retry_delay_ms(self._limits, pointer.attempt, retry_after, pointer.id)
-                pointer.status, pointer.wake_at_ms = RUNNING, now + delay
-                state.record(
-                    "step_retry_scheduled",
-                    node.id,
-                    now,
-                    {"attempt": pointer.attempt, "message": message, "delayMs": delay},
-                )
+            case Retry() as retry:
+                await self._schedule_retry(state, plan, node, pointer, inputs, retry)
+
+    async def _schedule_retry(
+        self,
+        state: InstanceState,
+        plan: Plan,
+        node: StepNode,
+        pointer: PointerState,
+        inputs: dict[str, Any],
+        retry: Retry,
+    ) -> None:
+        """Try the step again under the retry policy, or end it once the window is spent."""
+        now = self._clock.now_ms()
+        info: dict[str, Any] = pointer.state.setdefault("retry", {})
+        first = pointer.started_at_ms if pointer.started_at_ms is not None else now
+        if retry.deferred:
+            pointer.attempt -= 1  # nothing was sent: the attempt does not count
+            next_at = self._retry.deferred_until_ms(
+                now_ms=now, first_attempt_ms=first, wait_s=retry.retry_after_s or 1.0
+            )
+        else:
+            info["lastError"] = retry.message
+            # The answer to complete with if no attempt is left (kept: a deferral has none).
+            if retry.final is not None:
+                info["final"] = retry.final
+            else:
+                info.pop("final", None)
+            next_at = self._retry.next_attempt_ms(
+                now_ms=now,
+                first_attempt_ms=first,
+                attempt=pointer.attempt,
+                seed=pointer.id,
+                retry_after_s=retry.retry_after_s,
+            )
+            if next_at is not None and retry.resume_before_s is not None:
+                # The endpoint's circuit is open: come back with the backlog, to be probed or
+                # deferred, instead of after a backoff that may outlast the outage.
+                next_at = max(min(next_at, now + int(retry.resume_before_s * 1000)), now + 1)
+        last_error = info.get("lastError") or retry.message
+        attempts = f"(after {pointer.attempt} attempts)"
+        if next_at is not None and retry.not_after_ms is not None and next_at >= retry.not_after_ms:
+            info.pop("nextAttemptAt", None)
+            self._fault(state, pointer, f"{retry.expired}; last error: {last_error} {attempts}")
+            return
+        if next_at is None:
+            info.pop("nextAttemptAt", None)
+            final = info.pop("final", None)
+            if final is not None:
+                await self._complete(state, plan, node, pointer, {**inputs, **final}, COMPLETE)
+            else:
+                self._fault(state, pointer, f"{last_error} {attempts}")
+            return
+        info["nextAttemptAt"] = next_at
+        pointer.status, pointer.wake_at_ms = RUNNING, next_at
+        state.record(
+            "step_retry_scheduled",
+            node.id,
+            now,
+            {
+                "attempt": pointer.attempt,
+                "message": retry.message,
+                "deferred": retry.deferred,
+                "circuitOpen": retry.deferred or retry.resume_before_s is not None,
+                "delayMs": next_at - now,
+                "nextAttemptAt": iso_from_ms(next_at),
+            },
+        )
 
     async def _complete(
         self,
@@ -313,6 +357,9 @@ class Runner:
         pointer.completed_at_ms = now
         pointer.wake_at_ms = None
         pointer.state.pop("container", None)
+        if "retry" in pointer.state:
+            pointer.state["retry"].pop("nextAttemptAt", None)
+            pointer.state["retry"].pop("final", None)
         state.record("step_completed", node.id, now, {"status": pointer.status, "next": targets})
         for index, target in enumerate(targets):
             state.add_pointer(successor_id(pointer.id, target, index), target, pointer.parent_id)
@@ -322,6 +369,9 @@ class Runner:
         now = self._clock.now_ms()
         pointer.status, pointer.completed_at_ms, pointer.dirty = FAILED, now, True
         pointer.wake_at_ms = None
+        if "retry" in pointer.state:
+            pointer.state["retry"].pop("nextAttemptAt", None)
+            pointer.state["retry"].pop("final", None)
         state.errors.append((pointer.step_id, message, now))
         state.record("step_failed", pointer.step_id, now, {"message": message})
         for other in state.active_pointers():

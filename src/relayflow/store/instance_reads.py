@@ -31,6 +31,9 @@ class LogRow:
     status: str
     started_at_ms: int | None
     completed_at_ms: int | None
+    attempts: int = 0
+    # A step that met transient failures: {"lastError", "nextAttemptAt" (ms, while retrying)}.
+    retry: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,11 +128,20 @@ async def logs(conn: AsyncConnection, instance_id: str) -> list[LogRow]:
             pointers.c.status,
             pointers.c.started_at_ms,
             pointers.c.completed_at_ms,
+            pointers.c.attempt,
+            pointers.c.state_json,
         )
         .where(pointers.c.instance_id == instance_id)
         .order_by(pointers.c.seq)
     )
-    return [LogRow(*row) for row in rows]
+    return [LogRow(*row[:6], retry=_retry_of(row.state_json)) for row in rows]
+
+
+def _retry_of(state_json: str | None) -> dict[str, Any] | None:
+    if not state_json or '"retry"' not in state_json:
+        return None
+    retry = orjson.loads(state_json).get("retry")
+    return retry if isinstance(retry, dict) else None
 
 
 async def errors(conn: AsyncConnection, instance_id: str) -> list[ErrorRow]:

@@ -4,7 +4,9 @@ Every send is recorded before the call (a `messages` row in state `sending`) and
 after it, so a step re-run after a crash returns the recorded answer instead of sending again;
 only a crash *during* the call can repeat it, and then with the same `clientMessageId`.
 Transient failures (connection errors, timeouts, 429 with Retry-After, 5xx) are reported as
-such for the engine to retry; 8x8's 4xx answers fault the step with 8x8's own message.
+such for the engine to retry; 8x8's 4xx answers fault the step with 8x8's own message. Each API
+host and channel has a circuit breaker (channels/breaker.py): while 8x8 is down, sends are
+deferred without being recorded or attempted, and one request at a time probes it.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import orjson
 from sqlalchemy import update
 
-from relayflow.channels.base import ChannelError, SendContext
+from relayflow.channels.base import ChannelError, SendContext, retry_after_seconds
+from relayflow.channels.breaker import Breakers
 from relayflow.channels.eightbyeight.regions import Hosts
 from relayflow.store import messages as message_store
 from relayflow.store.database import Database
@@ -27,6 +30,7 @@ from relayflow.store.tables import messages
 
 REQUEST_TIMEOUT_S = 15.0
 MAX_ERROR_TEXT = 300
+CHANNEL_NAMES = {"sms": "SMS", "chatapps": "Chat Apps", "voice": "Voice"}
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,6 @@ class EightByEightConfig:
 
 def _subaccount_path(sub_account_id: str) -> str:
     return f"/api/v1/subaccounts/{quote(sub_account_id, safe='')}"
-
-
-def _retry_after(response: aiohttp.ClientResponse) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _error_message(status: int, raw: bytes) -> str:
@@ -67,11 +63,16 @@ class EightByEightProvider:
     name = "8x8"
 
     def __init__(
-        self, config: EightByEightConfig, session: aiohttp.ClientSession, db: Database
+        self,
+        config: EightByEightConfig,
+        session: aiohttp.ClientSession,
+        db: Database,
+        breakers: Breakers,
     ) -> None:
         self._config = config
         self._session = session
         self._db = db
+        self._breakers = breakers
 
     async def send_sms(
         self, ctx: SendContext, sub_account_id: str, body: dict[str, Any]
@@ -125,9 +126,17 @@ class EightByEightProvider:
         recipient: Any,
         body: dict[str, Any],
     ) -> dict[str, Any]:
-        row_id = await self._record_attempt(ctx, channel, sub_account_id, recipient, body)
-        if isinstance(row_id, dict):
-            return row_id  # answered before a crash: do not send again
+        parts = urlsplit(url)
+        endpoint = f"8x8 {CHANNEL_NAMES[channel]} API ({parts.scheme}://{parts.netloc})"
+        async with self._breakers.guard(endpoint) as call:  # CircuitOpen: deferred, unrecorded
+            row_id = await self._record_attempt(ctx, channel, sub_account_id, recipient, body)
+            if isinstance(row_id, dict):
+                call.not_made()
+                return row_id  # answered before a crash: do not send again
+            status, raw, retry_after = await self._post(url, body)
+            return await self._answered(row_id, status, raw, retry_after)
+
+    async def _post(self, url: str, body: dict[str, Any]) -> tuple[int, bytes, float | None]:
         try:
             async with self._session.post(
                 url,
@@ -141,16 +150,26 @@ class EightByEightProvider:
                 allow_redirects=False,
             ) as response:
                 raw = await response.read()
-                status = response.status
-                retry_after = _retry_after(response)
+                return (
+                    response.status,
+                    raw,
+                    retry_after_seconds(response.headers.get("Retry-After")),
+                )
         except TimeoutError:
             raise ChannelError(
                 f"8x8 did not answer within {REQUEST_TIMEOUT_S:g} s.", transient=True
             ) from None
+        except aiohttp.ClientConnectorError as error:
+            raise ChannelError(f"Call failed. {error}", transient=True, sent=False) from None
         except aiohttp.ClientError as error:
             raise ChannelError(
                 f"Call failed. {error or type(error).__name__}", transient=True
             ) from None
+
+    async def _answered(
+        self, row_id: str, status: int, raw: bytes, retry_after: float | None
+    ) -> dict[str, Any]:
+        """8x8's answer as the step's result, or the error it means (transient: retried)."""
         if status == 429:
             raise ChannelError(
                 "rate limited by 8x8 (429)", transient=True, retry_after_s=retry_after

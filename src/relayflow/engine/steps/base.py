@@ -36,6 +36,7 @@ class StepContext:
     pointer_id: str
     attempt: int
     channels: ChannelSet
+    last_error: str | None = None  # of the previous attempt, when this one is a retry
 
 
 class StepError(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from relayflow.channels.base import ChannelError
+from relayflow.channels.base import ChannelError, is_transient_status
 from relayflow.engine.decisions import Complete, Decision, Fault, Retry
 from relayflow.engine.steps.base import StepContext, StepError, StepType, text_input
 from relayflow.model.steps import MAX_HTTP_TIMEOUT_SECONDS
@@ -60,14 +60,29 @@ class HttpRequest(StepType):
                 timeout_s=_timeout(ctx),
             )
         except ChannelError as error:
-            # Only a request that cannot have had an effect twice is repeated (DESIGN.md §5).
-            if error.transient and method in IDEMPOTENT_METHODS:
-                return Retry(error.message, error.retry_after_s)
+            # Only a request that cannot have had an effect twice is repeated: an idempotent
+            # one, or one that never left (no connection, circuit open) (DESIGN.md §5).
+            if error.transient and (method in IDEMPOTENT_METHODS or not error.sent):
+                return Retry(
+                    error.message,
+                    error.retry_after_s,
+                    deferred=error.deferred,
+                    resume_before_s=error.resume_before_s,
+                )
             return Fault(error.message)
-        return Complete(
-            {
-                "responseCode": result.status,
-                "reasonPhrase": result.reason,
-                "responseBody": result.body,
-            }
-        )
+        answered = {
+            "responseCode": result.status,
+            "reasonPhrase": result.reason,
+            "responseBody": result.body,
+        }
+        if method in IDEMPOTENT_METHODS and is_transient_status(result.status):
+            # Retried like a dropped connection; once the window is spent the last answer is
+            # the step's result, so the flow can still branch on `responseCode`.
+            message = f"Call failed. {method} {url} answered {result.status} {result.reason}"
+            return Retry(
+                message.rstrip(),
+                result.retry_after_s,
+                resume_before_s=result.resume_before_s,
+                final=answered,
+            )
+        return Complete(answered)

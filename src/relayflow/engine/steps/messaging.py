@@ -9,19 +9,47 @@ duplicate after a crash is identifiable.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from relayflow.channels.base import ChannelError, SendContext
+from relayflow.clock import iso_from_ms
 from relayflow.engine.decisions import Complete, Decision, Fault, Retry
 from relayflow.engine.steps.base import StepContext, StepError, StepType, text_input
 
 
-def _failed(what: str, error: ChannelError) -> Fault | Retry:
+def _failed(what: str, error: ChannelError, expiry_ms: int | None = None) -> Fault | Retry:
     """8x8's wording for faults; transient failures are retried (DESIGN.md §5 "Retries")."""
     message = f"Failed to send {what} because {error.message}"
     if error.transient:
-        return Retry(message, error.retry_after_s)
+        return Retry(
+            message,
+            error.retry_after_s,
+            deferred=error.deferred,
+            resume_before_s=error.resume_before_s,
+            not_after_ms=expiry_ms,
+            expired=(
+                f"Failed to send {what} because it expires at {iso_from_ms(expiry_ms)}, "
+                "before its next attempt"
+                if expiry_ms is not None
+                else None
+            ),
+        )
     return Fault(message)
+
+
+def expiry_ms(value: Any) -> int | None:
+    """The SMS `expiry` input as epoch ms (a time without an offset is UTC); None when absent
+    or not a date-time (8x8 then validates it and answers with its own message)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
 
 
 def _send_context(ctx: StepContext) -> SendContext:
@@ -51,11 +79,18 @@ class Sms(StepType):
         body["text"] = text_input(ctx, "text")
         if isinstance(body.get("encoding"), str):
             body["encoding"] = body["encoding"].upper()
+        expires = expiry_ms(body.get("expiry"))
+        if expires is not None and ctx.now_ms >= expires:
+            why = (
+                f"Failed to send SMS because it expired at {iso_from_ms(expires)}, "
+                "before it could be sent"
+            )
+            return Fault(f"{why}; last error: {ctx.last_error}" if ctx.last_error else why)
         try:
             provider = await ctx.channels.providers.for_account(ctx.account_id)
             response = await provider.send_sms(_send_context(ctx), sub_account, body)
         except ChannelError as error:
-            return _failed("SMS", error)
+            return _failed("SMS", error, expires)
         status = response.get("status") or {}
         return Complete(
             {
