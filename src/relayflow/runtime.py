@@ -22,8 +22,10 @@ from relayflow.secretbox import SecretBox
 from relayflow.services.accounts import AccountService
 from relayflow.services.definitions import DefinitionService
 from relayflow.services.instances import InstanceService
+from relayflow.services.messages import MessageService
 from relayflow.services.providers import ProviderService
 from relayflow.services.sandbox import SandboxService
+from relayflow.services.usage import UsageService
 from relayflow.services.webhooks import WebhookService
 from relayflow.store.database import Database
 
@@ -79,6 +81,8 @@ class Runtime:
         self.accounts = AccountService(self.db, self.clock)
         self.definitions = DefinitionService(self.db, self.clock, settings.limits)
         self.instances = InstanceService(self.db, self.clock, self.router)
+        self.messages = MessageService(self.db)
+        self.usage = UsageService(self.db, self.clock, settings.allowed_workflow_count)
         self.sandbox = SandboxService(self.db, self.clock, self.router)
         self.webhooks = WebhookService(self.db, self.clock, self.router)
         self.provider_settings = ProviderService(

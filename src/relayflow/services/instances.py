@@ -48,6 +48,14 @@ class InstanceService:
         self._clock = clock
         self._router = router
 
+    async def trigger_http(
+        self, account_id: str, body: Any, sub_account_id: str | None
+    ) -> list[str]:
+        """`POST /triggers/http_request`: start every enabled http_request definition of the
+        account (and subaccount) with `body` as `data`; the started workflow ids."""
+        result = await self._router.http_trigger(account_id, body, sub_account_id)
+        return result.started
+
     async def _latest_version(self, conn: Any, account_id: str, definition_id: str) -> int:
         latest = await definition_store.get_version(conn, account_id, definition_id, None)
         if latest is None:

@@ -12,9 +12,6 @@ from relayflow.api.context import context_of
 from relayflow.api.params import limit_param, offset_param
 from relayflow.api.responses import FastJSONResponse
 from relayflow.api.shapes import ERROR_RESPONSES, message_json, receipt_json
-from relayflow.errors import ApiError, ErrorCode
-from relayflow.store import messages as message_store
-from relayflow.store.receipts import receipts_for
 
 router = APIRouter(
     prefix="/api/v1/accounts/{accountId}/messages", tags=["Messages (relayflow extension)"]
@@ -34,10 +31,9 @@ async def list_messages(
     offset: int = offset_param(),
     workflowId: str | None = Query(None, max_length=24),
 ) -> Response:
-    async with context_of(request).db.read() as conn:
-        rows = await message_store.list_messages(
-            conn, account_id, limit=limit, offset=offset, instance_id=workflowId
-        )
+    rows = await context_of(request).messages.list_messages(
+        account_id, limit=limit, offset=offset, instance_id=workflowId
+    )
     return FastJSONResponse([message_json(row) for row in rows])
 
 
@@ -50,9 +46,7 @@ async def list_messages(
 async def get_message(
     request: Request, umid: str, account_id: str = Depends(authorized_account)
 ) -> Response:
-    async with context_of(request).db.read() as conn:
-        row = await message_store.get_message(conn, account_id, umid[:64])
-        receipts = await receipts_for(conn, account_id, umid[:64]) if row else []
-    if row is None:
-        raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, f"Message {umid[:64]} not found.")
-    return FastJSONResponse({**message_json(row), "receipts": [receipt_json(r) for r in receipts]})
+    view = await context_of(request).messages.get(account_id, umid)
+    return FastJSONResponse(
+        {**message_json(view.message), "receipts": [receipt_json(r) for r in view.receipts]}
+    )

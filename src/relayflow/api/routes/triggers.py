@@ -35,5 +35,7 @@ async def http_request_trigger(
     ),
 ) -> Response:
     body = await json_body(request, empty_ok=True)
-    result = await context_of(request).router.http_trigger(account_id, body, subAccountId or None)
-    return FastJSONResponse({"workflowIds": result.started})
+    started = await context_of(request).instances.trigger_http(
+        account_id, body, subAccountId or None
+    )
+    return FastJSONResponse({"workflowIds": started})

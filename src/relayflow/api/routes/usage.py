@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,28 +10,22 @@ from relayflow.api.auth import authorized_account
 from relayflow.api.context import context_of
 from relayflow.api.responses import FastJSONResponse
 from relayflow.api.shapes import ERROR_RESPONSES
-from relayflow.store import usage as usage_store
 
 router = APIRouter(prefix="/api/v1/accounts/{accountId}/usage", tags=["Usage"])
 
 
 @router.get("", operation_id="get-usage", summary="This month's usage", responses=ERROR_RESPONSES)
 async def get_usage(request: Request, account_id: str = Depends(authorized_account)) -> Response:
-    context = context_of(request)
-    now = context.clock.now_ms()
-    async with context.db.read() as conn:
-        started = await usage_store.this_month(conn, account_id, now)
-    year, month = usage_store.month_of(now)
-    quota = context.settings.allowed_workflow_count
+    usage = await context_of(request).usage.current(account_id)
     return FastJSONResponse(
         {
             "accountId": account_id,
-            "allowedWorkflowCount": quota,
+            "allowedWorkflowCount": usage.quota,
             "allowedOverage": True,
             "overagePrice": 0,
-            "executedWorkflowCount": started,
-            "countStartedMonth": month,
-            "countStartedYear": year,
+            "executedWorkflowCount": usage.started,
+            "countStartedMonth": usage.month,
+            "countStartedYear": usage.year,
         }
     )
 
@@ -47,19 +39,16 @@ async def get_usage(request: Request, account_id: str = Depends(authorized_accou
 async def usage_history(
     request: Request, account_id: str = Depends(authorized_account)
 ) -> Response:
-    context = context_of(request)
-    async with context.db.read() as conn:
-        months = await usage_store.monthly(conn, account_id)
+    months = await context_of(request).usage.history(account_id)
     return FastJSONResponse(
         [
             {
-                # 8x8 ids are 24-hex; derive a stable one per account and month.
-                "id": hashlib.sha256(f"{account_id}/{year}/{month}".encode()).hexdigest()[:24],
-                "accountId": account_id,
-                "executedWorkflowCount": started,
-                "month": month,
-                "year": year,
+                "id": month.id,
+                "accountId": month.account_id,
+                "executedWorkflowCount": month.started,
+                "month": month.month,
+                "year": month.year,
             }
-            for year, month, started in months
+            for month in months
         ]
     )
