@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # (the API then answers 503 + Retry-After instead of queueing without bound).
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     limits: Limits = Field(default_factory=Limits)
+    # How long a console sign-in lasts (the cookie's and the stored session's lifetime).
+    console_session_seconds: float = Field(default=12 * 3600, ge=60)
     # Encrypts 8x8 API keys at rest and signs callback URLs; required once an account uses 8x8.
     secret_key: SecretStr | None = None
     # Where 8x8 can reach this service (for the DTMF callback URL of say&capture calls).

@@ -25,6 +25,7 @@ from relayflow.services.instances import InstanceService
 from relayflow.services.messages import MessageService
 from relayflow.services.providers import ProviderService
 from relayflow.services.sandbox import SandboxService
+from relayflow.services.sessions import SessionService
 from relayflow.services.usage import UsageService
 from relayflow.services.webhooks import WebhookService
 from relayflow.store.database import Database
@@ -79,6 +80,9 @@ class Runtime:
         limiter = StartRateLimiter(settings.start_rate_per_second, settings.start_burst)
         self.router = Router(self.db, self.clock, limiter, on_work=self.worker.wake)
         self.accounts = AccountService(self.db, self.clock)
+        self.sessions = SessionService(
+            self.db, self.clock, self.accounts, settings.console_session_seconds
+        )
         self.definitions = DefinitionService(self.db, self.clock, settings.limits)
         self.instances = InstanceService(self.db, self.clock, self.router)
         self.messages = MessageService(self.db)

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.responses import RedirectResponse
 
 from relayflow import __version__
 from relayflow.api.body_limit import BodySizeLimit
@@ -26,6 +27,7 @@ from relayflow.api.routes import (
     usage,
     webhooks,
 )
+from relayflow.console.app import create_console
 from relayflow.model.definition import DefinitionInput
 
 DESCRIPTION = """\
@@ -98,6 +100,13 @@ def create_app(
         messages,
     ):
         app.include_router(module.router)
+    # `/console` itself (the mount only serves `/console/...`): straight to the definitions.
+    app.add_api_route(
+        "/console",
+        lambda: RedirectResponse("/console/definitions", status_code=303),
+        include_in_schema=False,
+    )
+    app.mount("/console", create_console(context))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import Request
 
 from relayflow.config import Limits
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.ids import is_uuid, normalise_uuid
 from relayflow.jsonbody import JsonBodyError, parse_json_object
+from relayflow.services.inputs import parse_input
 
 _LIMITS = Limits()
 MAX_INT32 = 2**31 - 1  # larger numbers overflow PostgreSQL integer parameters
@@ -47,15 +48,7 @@ M = TypeVar("M", bound=BaseModel)
 
 async def model_body(request: Request, model: type[M]) -> M:
     """A JSON body validated by `model`, whatever the Content-Type (8x8 clients vary)."""
-    body = await json_body(request)
-    try:
-        return model.model_validate(body)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in detail['loc']) or 'body'}: {detail['msg']}"
-            for detail in error.errors()
-        )
-        raise ApiError(ErrorCode.INVALID_BODY, f"Invalid request body: {problems}.") from None
+    return parse_input(model, await json_body(request))
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:

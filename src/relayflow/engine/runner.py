@@ -222,6 +222,8 @@ class Runner:
         pointer.dirty = True  # a checkpoint may have cleaned it since the step started
         match decision:
             case Complete(result=result, log_status=log_status):
+                if result:  # kept for the step log (console, debugging), not for the engine
+                    pointer.state["result"] = result
                 await self._complete(state, plan, node, pointer, {**inputs, **result}, log_status)
             case Sleep(until_ms=until):
                 pointer.status, pointer.wake_at_ms = SLEEPING, until
@@ -289,6 +291,7 @@ class Runner:
             info.pop("nextAttemptAt", None)
             final = info.pop("final", None)
             if final is not None:
+                pointer.state["result"] = final
                 await self._complete(state, plan, node, pointer, {**inputs, **final}, COMPLETE)
             else:
                 self._fault(state, pointer, f"{last_error} {attempts}")

@@ -73,20 +73,94 @@ class InstanceService:
         started_to_ms: int | None,
         limit: int,
         offset: int,
+        all_versions: bool = False,
+        contact: str | None = None,
     ) -> list[InstanceRow]:
+        """Newest first; the latest version's unless `version` (or `all_versions`) says
+        otherwise; `contact` keeps instances whose data mentions that number or chat user."""
         async with self._db.read() as conn:
             latest = await self._latest_version(conn, account_id, definition_id)
             return await instance_reads.list_instances(
                 conn,
                 account_id,
                 definition_id,
-                version or latest,
+                None if all_versions and version is None else version or latest,
                 status=status,
                 started_from_ms=started_from_ms,
                 started_to_ms=started_to_ms,
                 limit=limit,
                 offset=offset,
+                contact=contact,
             )
+
+    async def counts(self, account_id: str, definition_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Instances per definition and status (every version)."""
+        async with self._db.read() as conn:
+            return await instance_reads.counts_by_status(conn, account_id, definition_ids)
+
+    async def find(self, account_id: str, workflow_id: str) -> InstanceRow:
+        """An instance of the account by its id alone; 404 otherwise."""
+        workflow_id = check_workflow_id(workflow_id)
+        async with self._db.read() as conn:
+            instance = await instance_reads.find_instance(conn, account_id, workflow_id)
+        if instance is None:
+            raise workflow_not_found(workflow_id)
+        return instance
+
+    async def event_page(
+        self,
+        account_id: str,
+        definition_id: str,
+        workflow_id: str,
+        *,
+        limit: int,
+        offset: int,
+        kinds: tuple[str, ...] | None = None,
+    ) -> tuple[list[EventRow], int]:
+        """One page of the audit events (only `kinds` if given) and how many there are."""
+        async with self._db.read() as conn:
+            await self._instance(conn, account_id, definition_id, workflow_id)
+            events = await instance_reads.events(
+                conn, workflow_id, limit=limit, offset=offset, kinds=kinds
+            )
+            total = await instance_reads.count_events(conn, workflow_id, kinds)
+        return events, total
+
+    async def path(
+        self, account_id: str, definition_id: str, workflow_id: str
+    ) -> tuple[dict[str, int], set[tuple[str, str]]]:
+        """The path an instance took: runs per step, and the transitions it followed."""
+        async with self._db.read() as conn:
+            await self._instance(conn, account_id, definition_id, workflow_id)
+            counts = await instance_reads.step_counts(conn, workflow_id)
+            completed = await instance_reads.events(
+                conn, workflow_id, kinds=("step_completed", "branches_started")
+            )
+        taken: set[tuple[str, str]] = set()
+        for event in completed:
+            detail = event.detail or {}
+            targets = detail.get("next") or detail.get("steps") or []
+            if event.step_id is not None:
+                taken.update((event.step_id, str(target)) for target in targets)
+        return counts, taken
+
+    async def progress(
+        self, account_id: str, definition_id: str, workflow_id: str
+    ) -> tuple[str, int]:
+        """What changes while an instance runs: its status and its number of audit events."""
+        async with self._db.read() as conn:
+            instance = await self._instance(conn, account_id, definition_id, workflow_id)
+            return instance.status, await instance_reads.count_events(conn, workflow_id)
+
+    async def log_page(
+        self, account_id: str, definition_id: str, workflow_id: str, *, limit: int, offset: int
+    ) -> tuple[InstanceRow, list[LogRow], int]:
+        """The instance, one page of its step log (in execution order), and the log's size."""
+        async with self._db.read() as conn:
+            instance = await self._instance(conn, account_id, definition_id, workflow_id)
+            logs = await instance_reads.logs(conn, workflow_id, limit=limit, offset=offset)
+            total = await instance_reads.count_logs(conn, workflow_id)
+        return instance, logs, total
 
     async def _instance(
         self, conn: Any, account_id: str, definition_id: str, workflow_id: str

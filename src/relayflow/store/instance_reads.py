@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.store.tables import instance_events, instances, pointers, workflow_errors
@@ -34,6 +34,8 @@ class LogRow:
     attempts: int = 0
     # A step that met transient failures: {"lastError", "nextAttemptAt" (ms, while retrying)}.
     retry: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None  # the evaluated inputs
+    result: dict[str, Any] | None = None  # what the step returned (`step.*` minus inputs)
 
 
 @dataclass(frozen=True)
@@ -81,19 +83,26 @@ async def list_instances(
     conn: AsyncConnection,
     account_id: str,
     definition_id: str,
-    version: int,
+    version: int | None,
     *,
     status: str | None,
     started_from_ms: int | None,
     started_to_ms: int | None,
     limit: int,
     offset: int,
+    contact: str | None = None,
 ) -> list[InstanceRow]:
+    """Newest first. `version` None: every version. `contact`: instances whose data mentions
+    this text (a phone number's digits, a chat user id) anywhere."""
     query = select(*_COLUMNS).where(
         instances.c.account_id == account_id,
         instances.c.definition_id == definition_id,
-        instances.c.version == version,
     )
+    if version is not None:
+        query = query.where(instances.c.version == version)
+    if contact:
+        escaped = contact.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(instances.c.data_json.like(f"%{escaped}%", escape="\\"))
     if status is not None:
         query = query.where(instances.c.status == status)
     if started_from_ms is not None:
@@ -103,6 +112,40 @@ async def list_instances(
     query = query.order_by(instances.c.started_at_ms.desc(), instances.c.id.desc())
     rows = await conn.execute(query.limit(limit).offset(offset))
     return [_instance(row) for row in rows]
+
+
+async def counts_by_status(
+    conn: AsyncConnection, account_id: str, definition_ids: list[str]
+) -> dict[str, dict[str, int]]:
+    """Instances per definition and status, for the definitions given."""
+    if not definition_ids:
+        return {}
+    rows = await conn.execute(
+        select(instances.c.definition_id, instances.c.status, func.count())
+        .where(
+            instances.c.account_id == account_id,
+            instances.c.definition_id.in_(definition_ids),
+        )
+        .group_by(instances.c.definition_id, instances.c.status)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for definition_id, status, count in rows:
+        counts.setdefault(definition_id, {})[status] = int(count)
+    return counts
+
+
+async def find_instance(
+    conn: AsyncConnection, account_id: str, instance_id: str
+) -> InstanceRow | None:
+    """An instance of the account by id alone (whatever its definition)."""
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(
+                instances.c.account_id == account_id, instances.c.id == instance_id
+            )
+        )
+    ).first()
+    return _instance(row) if row is not None else None
 
 
 async def get_instance(
@@ -120,8 +163,10 @@ async def get_instance(
     return _instance(row) if row is not None else None
 
 
-async def logs(conn: AsyncConnection, instance_id: str) -> list[LogRow]:
-    rows = await conn.execute(
+async def logs(
+    conn: AsyncConnection, instance_id: str, *, limit: int | None = None, offset: int = 0
+) -> list[LogRow]:
+    query = (
         select(
             pointers.c.id,
             pointers.c.step_id,
@@ -134,14 +179,35 @@ async def logs(conn: AsyncConnection, instance_id: str) -> list[LogRow]:
         .where(pointers.c.instance_id == instance_id)
         .order_by(pointers.c.seq)
     )
-    return [LogRow(*row[:6], retry=_retry_of(row.state_json)) for row in rows]
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    rows = await conn.execute(query)
+    return [_log(row) for row in rows]
 
 
-def _retry_of(state_json: str | None) -> dict[str, Any] | None:
-    if not state_json or '"retry"' not in state_json:
-        return None
-    retry = orjson.loads(state_json).get("retry")
-    return retry if isinstance(retry, dict) else None
+async def count_logs(conn: AsyncConnection, instance_id: str) -> int:
+    count = await conn.scalar(
+        select(func.count()).select_from(pointers).where(pointers.c.instance_id == instance_id)
+    )
+    return int(count or 0)
+
+
+def _log(row: Any) -> LogRow:
+    state = orjson.loads(row.state_json) if row.state_json else {}
+    retry = state.get("retry")
+    inputs = state.get("inputs")
+    result = state.get("result")
+    return LogRow(
+        row.id,
+        row.step_id,
+        row.status,
+        row.started_at_ms,
+        row.completed_at_ms,
+        row.attempt,
+        retry if isinstance(retry, dict) else None,
+        inputs if isinstance(inputs, dict) else None,
+        result if isinstance(result, dict) else None,
+    )
 
 
 async def errors(conn: AsyncConnection, instance_id: str) -> list[ErrorRow]:
@@ -158,8 +224,16 @@ async def errors(conn: AsyncConnection, instance_id: str) -> list[ErrorRow]:
     return [ErrorRow(*row) for row in rows]
 
 
-async def events(conn: AsyncConnection, instance_id: str) -> list[EventRow]:
-    rows = await conn.execute(
+async def events(
+    conn: AsyncConnection,
+    instance_id: str,
+    *,
+    limit: int | None = None,
+    offset: int = 0,
+    kinds: tuple[str, ...] | None = None,
+) -> list[EventRow]:
+    """The instance's audit events in order; a page of them, or only `kinds`, when asked."""
+    query = (
         select(
             instance_events.c.type,
             instance_events.c.step_id,
@@ -169,6 +243,11 @@ async def events(conn: AsyncConnection, instance_id: str) -> list[EventRow]:
         .where(instance_events.c.instance_id == instance_id)
         .order_by(instance_events.c.id)
     )
+    if kinds is not None:
+        query = query.where(instance_events.c.type.in_(kinds))
+    if limit is not None:
+        query = query.limit(limit).offset(offset)
+    rows = await conn.execute(query)
     return [
         EventRow(
             row.type,
@@ -178,6 +257,29 @@ async def events(conn: AsyncConnection, instance_id: str) -> list[EventRow]:
         )
         for row in rows
     ]
+
+
+async def count_events(
+    conn: AsyncConnection, instance_id: str, kinds: tuple[str, ...] | None = None
+) -> int:
+    query = (
+        select(func.count())
+        .select_from(instance_events)
+        .where(instance_events.c.instance_id == instance_id)
+    )
+    if kinds is not None:
+        query = query.where(instance_events.c.type.in_(kinds))
+    return int(await conn.scalar(query) or 0)
+
+
+async def step_counts(conn: AsyncConnection, instance_id: str) -> dict[str, int]:
+    """How many times each step ran (step executions per step id)."""
+    rows = await conn.execute(
+        select(pointers.c.step_id, func.count())
+        .where(pointers.c.instance_id == instance_id)
+        .group_by(pointers.c.step_id)
+    )
+    return {step_id: int(count) for step_id, count in rows}
 
 
 async def delete_instances_of(

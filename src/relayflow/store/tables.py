@@ -273,3 +273,20 @@ message_receipts = Table(
     Column("received_at_ms", BigInteger, nullable=False),
     Index("ix_message_receipts_umid", "account_id", "umid", "id"),
 )
+
+# Web-console sign-ins (issue 10). The cookie carries a random token; only its SHA-256 is
+# stored. A session belongs to the API key it was opened with and dies with it (revocation),
+# at sign-out, or at `expires_at_ms`.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column(
+        "account_id", String(100), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("key_id", String(32), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at_ms", BigInteger, nullable=False),
+    Column("expires_at_ms", BigInteger, nullable=False),
+    Index("ix_console_sessions_expires_at_ms", "expires_at_ms"),
+)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,52 +13,11 @@ from relayflow.api.context import context_of
 from relayflow.api.params import body_schema, limit_param, model_body, offset_param
 from relayflow.api.responses import FastJSONResponse
 from relayflow.api.shapes import ERROR_RESPONSES, message_json
+from relayflow.services.inputs import Dtmf, InboundChat, InboundSms
 
 router = APIRouter(
     prefix="/api/v1/accounts/{accountId}/sandbox", tags=["Sandbox (relayflow extension)"]
 )
-
-
-class InboundSms(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    from_: str = Field(
-        alias="from", min_length=1, max_length=64, description="Sender, e.g. +6591234567."
-    )
-    to: str = Field(min_length=1, max_length=64, description="Your virtual number or sender id.")
-    text: str = Field(max_length=10_000)
-    subAccountId: str | None = Field(default=None, max_length=200)
-
-
-class InboundChat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    channel: str = Field(min_length=1, max_length=40, description="whatsapp, viber, line, RCS, ...")
-    from_: str = Field(
-        alias="from", min_length=1, max_length=128, description="Phone number or user id."
-    )
-    text: str | None = Field(default=None, max_length=10_000)
-    payload: str | None = Field(
-        default=None, max_length=1000, description="Quick-reply button payload."
-    )
-    subAccountId: str | None = Field(default=None, max_length=200)
-
-    @model_validator(mode="after")
-    def _has_content(self) -> InboundChat:
-        if self.text is None and self.payload is None:
-            raise ValueError("set 'text' and/or 'payload'")
-        return self
-
-
-class Dtmf(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    clientRequestId: str | None = Field(default=None, max_length=200)
-    uid: str | None = Field(default=None, max_length=200)
-    digits: str = Field(pattern=r"^[0-9*#]{1,32}$", description="Keys pressed.")
-
-    @model_validator(mode="after")
-    def _has_key(self) -> Dtmf:
-        if not self.clientRequestId and not self.uid:
-            raise ValueError("set 'clientRequestId' or 'uid' of the voice message")
-        return self
 
 
 @router.get(

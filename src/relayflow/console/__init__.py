@@ -1,0 +1,1 @@
+"""The web console: server-side views of definitions and instances."""

@@ -1,0 +1,413 @@
+"""The console's pages: definitions, versions, instances. Every handler reads and writes through
+`services/` (the same ones as the REST API) with the account of the signed-in session, so a
+console URL of another account finds nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from relayflow.console.graph import layout, render_svg
+from relayflow.console.jsonlines import line_of, path_lines
+from relayflow.console.render import context_of, form_of, json_of, render, session_of
+from relayflow.console.views import (
+    FAILURE_EVENTS,
+    INSTANCE_STATUSES,
+    FilterError,
+    contact_needle,
+    definition_body,
+    diff_versions,
+    parse_int,
+    parse_time,
+    pretty,
+)
+from relayflow.errors import ApiError, ErrorCode
+from relayflow.services.instances import check_workflow_id
+from relayflow.store.definitions import DefinitionRow
+
+LIST_LIMIT = 500
+INSTANCE_PAGE = 100
+LOG_PAGE = 100
+EVENT_PAGE = 200
+LIVE_POLL_S = 1.0
+LIVE_MAX_S = 600.0
+
+
+async def home(request: Request) -> Response:
+    return RedirectResponse("/console/definitions", status_code=303)
+
+
+async def definitions(request: Request) -> Response:
+    session = await session_of(request)
+    context = context_of(request)
+    rows = await context.definitions.list_latest(session.account_id, LIST_LIMIT, 0)
+    counts = await context.instances.counts(session.account_id, [row.id for row in rows])
+    return render(
+        request,
+        "definitions.html",
+        session,
+        definitions=rows,
+        counts=counts,
+        statuses=INSTANCE_STATUSES,
+    )
+
+
+async def new_definition(request: Request) -> Response:
+    session = await session_of(request)
+    if request.method == "POST":
+        form = await form_of(request, session)
+        text = str(form.get("body", ""))
+        try:
+            raw = _parse_body(text)
+            row = await context_of(request).definitions.create(session.account_id, raw)
+        except ApiError as error:
+            return render(
+                request,
+                "editor.html",
+                session,
+                status_code=error.http_status,
+                title="New definition",
+                text=text,
+                error=error,
+                action="/console/definitions/new",
+            )
+        return RedirectResponse(f"/console/definitions/{row.id}", status_code=303)
+    return render(
+        request,
+        "editor.html",
+        session,
+        title="New definition",
+        text="",
+        error=None,
+        action="/console/definitions/new",
+        gallery=True,
+    )
+
+
+def _parse_body(text: str) -> dict[str, Any]:
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise ApiError(
+            ErrorCode.INVALID_BODY, f"The definition is not valid JSON: {error}."
+        ) from None
+    if not isinstance(raw, dict):
+        raise ApiError(ErrorCode.INVALID_BODY, "The definition must be a JSON object.")
+    return raw
+
+
+async def _version(
+    request: Request, account_id: str, definition_id: str, version: int | None
+) -> tuple[DefinitionRow, list[DefinitionRow]]:
+    """The version asked for (the latest by default) and the whole history, newest first."""
+    rows = await context_of(request).definitions.history(account_id, definition_id, LIST_LIMIT, 0)
+    if not rows:
+        raise ApiError(ErrorCode.DEFINITION_NOT_FOUND, f"Definition {definition_id} not found.")
+    if version is None:
+        return rows[0], rows
+    for row in rows:
+        if row.version == version:
+            return row, rows
+    raise ApiError(
+        ErrorCode.DEFINITION_NOT_FOUND, f"Definition {definition_id} has no version {version}."
+    )
+
+
+async def definition(request: Request) -> Response:
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    version = parse_int("version", request.query_params.get("version"), low=1)
+    row, rows = await _version(request, session.account_id, definition_id, version)
+    graph = layout(row.steps)
+    return render(
+        request,
+        "definition.html",
+        session,
+        row=row,
+        latest=rows[0],
+        versions=rows,
+        svg=render_svg(graph),
+        text=pretty(definition_body(row)),
+    )
+
+
+async def save_definition(request: Request) -> Response:
+    """Save the editor's text as a new version (8x8's PUT)."""
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    form = await form_of(request, session)
+    text = str(form.get("body", ""))
+    context = context_of(request)
+    try:
+        raw = _parse_body(text)
+        await context.definitions.update(session.account_id, definition_id, raw)
+    except ApiError as error:
+        if error.code == ErrorCode.DEFINITION_NOT_FOUND:
+            raise
+        row, rows = await _version(request, session.account_id, definition_id, None)
+        return render(
+            request,
+            "definition.html",
+            session,
+            status_code=error.http_status,
+            row=row,
+            latest=rows[0],
+            versions=rows,
+            svg=render_svg(layout(row.steps)),
+            text=text,
+            error=error,
+        )
+    return RedirectResponse(f"/console/definitions/{definition_id}", status_code=303)
+
+
+async def set_status(request: Request) -> Response:
+    """Enable or disable: a new version with the other status, as 8x8's API does it."""
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    form = await form_of(request, session)
+    status = str(form.get("status", ""))
+    if status not in ("enabled", "disabled"):
+        raise ApiError(ErrorCode.INVALID_PARAMETER, "status must be enabled or disabled.")
+    row, _ = await _version(request, session.account_id, definition_id, None)
+    body = {**definition_body(row), "status": status}
+    await context_of(request).definitions.update(session.account_id, definition_id, body)
+    return RedirectResponse(f"/console/definitions/{definition_id}", status_code=303)
+
+
+async def delete_definition(request: Request) -> Response:
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    await form_of(request, session)
+    await context_of(request).definitions.delete(session.account_id, definition_id, None)
+    return RedirectResponse("/console/definitions", status_code=303)
+
+
+async def versions(request: Request) -> Response:
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    _, rows = await _version(request, session.account_id, definition_id, None)
+    by_version = {row.version: row for row in rows}
+    a = parse_int("a", request.query_params.get("a"), low=1)
+    b = parse_int("b", request.query_params.get("b"), low=1)
+    if b is None:
+        b = rows[0].version
+    if a is None:
+        a = max((v for v in by_version if v < b), default=b)
+    missing = [v for v in (a, b) if v not in by_version]
+    if missing:
+        raise FilterError(f"Definition {definition_id} has no version {missing[0]}.")
+    return render(
+        request,
+        "versions.html",
+        session,
+        latest=rows[0],
+        versions=rows,
+        a=a,
+        b=b,
+        diff=diff_versions(by_version[a], by_version[b]),
+    )
+
+
+async def workflows(request: Request) -> Response:
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    query = request.query_params
+    context = context_of(request)
+    _, rows = await _version(request, session.account_id, definition_id, None)
+    status = query.get("status") or None
+    if status is not None and status not in INSTANCE_STATUSES:
+        raise FilterError(f"status must be one of {', '.join(INSTANCE_STATUSES)}.")
+    all_versions = query.get("version") == "all"
+    version = None if all_versions else parse_int("version", query.get("version"), low=1)
+    offset = parse_int("offset", query.get("offset"), high=10**7) or 0
+    found = await context.instances.list_instances(
+        session.account_id,
+        definition_id,
+        version=version,
+        status=status,
+        started_from_ms=parse_time("startTimeFrom", query.get("startTimeFrom")),
+        started_to_ms=parse_time("startTimeTo", query.get("startTimeTo")),
+        limit=INSTANCE_PAGE + 1,
+        offset=offset,
+        all_versions=all_versions,
+        contact=contact_needle(query.get("contact")),
+    )
+    return render(
+        request,
+        "workflows.html",
+        session,
+        latest=rows[0],
+        versions=rows,
+        instances=found[:INSTANCE_PAGE],
+        more=len(found) > INSTANCE_PAGE,
+        offset=offset,
+        page=INSTANCE_PAGE,
+        filters={key: query.get(key, "") for key in _FILTERS},
+        statuses=INSTANCE_STATUSES,
+    )
+
+
+_FILTERS = ("status", "version", "startTimeFrom", "startTimeTo", "contact")
+
+
+async def workflow(request: Request) -> Response:
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    workflow_id = check_workflow_id(request.path_params["workflow_id"])
+    query = request.query_params
+    context = context_of(request)
+    account = session.account_id
+    log_offset = parse_int("logs", query.get("logs"), high=10**7) or 0
+    event_offset = parse_int("events", query.get("events"), high=10**7) or 0
+    failed_only = query.get("failed") == "1"
+    instance, logs, log_total = await context.instances.log_page(
+        account, definition_id, workflow_id, limit=LOG_PAGE, offset=log_offset
+    )
+    events, event_total = await context.instances.event_page(
+        account,
+        definition_id,
+        workflow_id,
+        limit=EVENT_PAGE,
+        offset=event_offset,
+        kinds=FAILURE_EVENTS if failed_only else None,
+    )
+    errors = await context.instances.errors(account, definition_id, workflow_id)
+    counts, taken = await context.instances.path(account, definition_id, workflow_id)
+    row, _ = await _version(request, account, definition_id, instance.version)
+    sent = await context.messages.list_messages(
+        account, limit=LIST_LIMIT, offset=0, instance_id=workflow_id
+    )
+    receipts = {}
+    for message in sent:
+        receipts[message.id] = (await context.messages.get(account, message.id)).receipts
+    by_step: dict[str, list[Any]] = {}
+    for message in sent:
+        if message.pointer_id:
+            by_step.setdefault(message.pointer_id, []).append(message)
+    svg = render_svg(layout(row.steps), counts=counts, taken=taken)
+    return render(
+        request,
+        "workflow.html",
+        session,
+        instance=instance,
+        definition=row,
+        logs=logs,
+        log_total=log_total,
+        log_offset=log_offset,
+        log_page=LOG_PAGE,
+        events=events,
+        event_total=event_total,
+        event_offset=event_offset,
+        event_page=EVENT_PAGE,
+        failed_only=failed_only,
+        errors=errors,
+        svg=svg,
+        messages=by_step,
+        receipts=receipts,
+        data_text=pretty(instance.data),
+        pretty=pretty,
+    )
+
+
+async def workflow_command(request: Request) -> Response:
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    workflow_id = check_workflow_id(request.path_params["workflow_id"])
+    command = request.path_params["command"]
+    await form_of(request, session)
+    if command not in ("suspend", "resume", "terminate"):
+        raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, "Unknown command.")
+    await context_of(request).instances.control(
+        session.account_id, definition_id, workflow_id, command
+    )
+    return RedirectResponse(
+        f"/console/definitions/{definition_id}/workflows/{workflow_id}", status_code=303
+    )
+
+
+async def find_workflow(request: Request) -> Response:
+    """`/console/workflows/{id}`: where an outbox bubble links to, resolved to the canonical
+    instance URL (the step log entry as fragment)."""
+    session = await session_of(request)
+    instance = await context_of(request).instances.find(
+        session.account_id, request.path_params["workflow_id"]
+    )
+    step = request.query_params.get("step", "")
+    anchor = f"#log-{step}" if step and all(c.isalnum() or c == "-" for c in step) else ""
+    return RedirectResponse(
+        f"/console/definitions/{instance.definition_id}/workflows/{instance.id}{anchor}",
+        status_code=303,
+    )
+
+
+async def live(request: Request) -> Response:
+    """Server-sent events: `change` whenever the instance's status or audit log grows, so the
+    page refreshes its sections without reloading; ends once the instance has ended."""
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    workflow_id = check_workflow_id(request.path_params["workflow_id"])
+    instances = context_of(request).instances
+    first = await instances.progress(session.account_id, definition_id, workflow_id)
+
+    async def stream() -> AsyncIterator[bytes]:
+        seen = first
+        yield b"retry: 2000\n\n"
+        loop = asyncio.get_running_loop()
+        until = loop.time() + LIVE_MAX_S
+        while loop.time() < until:
+            await asyncio.sleep(LIVE_POLL_S)
+            if await request.is_disconnected():
+                return
+            try:
+                now = await instances.progress(session.account_id, definition_id, workflow_id)
+            except ApiError:
+                yield b"event: gone\ndata: {}\n\n"
+                return
+            if now != seen:
+                seen = now
+                yield f"event: change\ndata: {json.dumps({'status': now[0]})}\n\n".encode()
+            if now[0] in ("Complete", "Terminated"):
+                yield b"event: end\ndata: {}\n\n"
+                return
+            yield b": keep-alive\n\n"
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
+    )
+
+
+async def validate(request: Request) -> Response:
+    """Live validation for the editor: the validate service's problems, each with the line
+    of the user's text it points at."""
+    session = await session_of(request)
+    body = await json_of(request, session)
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        raise ApiError(ErrorCode.INVALID_PARAMETER, 'Send {"text": "<the definition>"}.')
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        problem = _problem(f"Not valid JSON: {error}", getattr(error, "lineno", None))
+        return _json({"valid": False, "errors": [problem]})
+    if not isinstance(raw, dict):
+        problem = _problem("The definition must be a JSON object.", 1)
+        return _json({"valid": False, "errors": [problem]})
+    result = context_of(request).definitions.validate(raw)
+    lines = path_lines(text)
+    problems = [
+        {**problem.as_json(), "line": line_of(lines, problem.path)} for problem in result.problems
+    ]
+    return _json({"valid": result.valid, "errors": problems})
+
+
+def _problem(message: str, line: int | None) -> dict[str, Any]:
+    return {"code": int(ErrorCode.INVALID_BODY), "message": message, "path": "", "line": line}
+
+
+def _json(body: Any, status_code: int = 200) -> Response:
+    return Response(json.dumps(body), status_code=status_code, media_type="application/json")
