@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run install install-test test lint format clean bench
+.PHONY: run install install-test test lint format clean bench browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,19 @@ format: install-test
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# tests/browser needs Debian's headless Chromium (never a downloaded browser build). Installed
+# only when /usr/bin/chromium is missing and we are root with apt-get; otherwise left alone (the
+# browser tests then skip, or fail under CI=true). .ci/run calls this before `make test`.
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "browser-deps: $$(/usr/bin/chromium --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	else \
+		echo "browser-deps: /usr/bin/chromium missing and not root with apt-get; not installed"; \
+	fi
 
 # Benchmarks (bench/RESULTS.md): quick by default, `make bench FULL=1` for issue 5's sizes;
 # BENCH_ARGS passes more, e.g. BENCH_ARGS="--only W1,DBOS --db sqlite". Never part of `make test`.

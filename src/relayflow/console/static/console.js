@@ -75,6 +75,17 @@
       pre.scrollLeft = textarea.scrollLeft;
     }
 
+    function goToLine(line) {
+      const lines = textarea.value.split("\n");
+      let offset = 0;
+      for (let i = 0; i < line - 1 && i < lines.length; i++) offset += lines[i].length + 1;
+      textarea.focus();
+      textarea.setSelectionRange(offset, offset);
+      const height = parseFloat(getComputedStyle(textarea).lineHeight) || 19.5;
+      textarea.scrollTop = Math.max(0, (line - 3) * height);
+      repaint();
+    }
+
     function validate() {
       const mine = ++sequence;
       if (!textarea.value.trim()) {
@@ -103,7 +114,10 @@
           item.appendChild(el("span", "", problem.message));
           if (problem.line) {
             badLines.add(problem.line);
-            item.appendChild(el("span", "muted", " (line " + problem.line + ")"));
+            const jump = el("button", "link", "line " + problem.line);
+            jump.type = "button";
+            jump.addEventListener("click", function () { goToLine(problem.line); });
+            item.appendChild(jump);
           }
           item.dataset.path = problem.path || "";
           list.appendChild(item);
