@@ -574,3 +574,28 @@ def test_the_built_wheel_ships_every_console_asset(tmp_path: Path) -> None:
     assert len(assets) > 10
     missing = [asset for asset in assets if asset not in shipped]
     assert missing == [], f"not in the wheel: {missing}"
+
+
+async def test_skipping_a_timeout_instead_of_waiting_for_it(
+    console: Console, tenant: Tenant, context: AppContext
+) -> None:
+    """The survey waits a day for a reply; "Skip waits" times the wait out now, so the
+    reminder path runs (RapidPro's most asked-for simulator feature)."""
+    await console.sign_in(tenant.api_key)
+    location = await console.create(gallery("survey"))
+    [workflow] = (
+        await console.script(
+            "/console/sandbox/send", {"kind": "http", "body": {"phone": "+6591234567"}}
+        )
+    )["started"]
+    await context.worker.run_until_idle()
+    page = await console.get(f"{location}/workflows/{workflow}")
+    assert 'id="skip-waits"' in page.text
+    await console.post(f"{location}/workflows/{workflow}/skip-waits", {})
+    await context.worker.run_until_idle()
+    done = await console.get(f"{location}/workflows/{workflow}")
+    assert '<span class="status status-complete" id="instance-status">Complete</span>' in done.text
+    assert "A gentle reminder" in done.text
+    assert "waits_skipped" in done.text
+    assert 'id="skip-waits"' not in done.text
+    await console.post(f"{location}/workflows/{workflow}/skip-waits", {}, expect=400)

@@ -320,11 +320,13 @@ async def workflow_command(request: Request) -> Response:
     workflow_id = check_workflow_id(request.path_params["workflow_id"])
     command = request.path_params["command"]
     await form_of(request, session)
-    if command not in ("suspend", "resume", "terminate"):
+    instances = context_of(request).instances
+    if command == "skip-waits":
+        await instances.skip_waits(session.account_id, definition_id, workflow_id)
+    elif command in ("suspend", "resume", "terminate"):
+        await instances.control(session.account_id, definition_id, workflow_id, command)
+    else:
         raise ApiError(ErrorCode.RESOURCE_NOT_FOUND, "Unknown command.")
-    await context_of(request).instances.control(
-        session.account_id, definition_id, workflow_id, command
-    )
     return RedirectResponse(
         f"/console/definitions/{definition_id}/workflows/{workflow_id}", status_code=303
     )

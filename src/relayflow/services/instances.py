@@ -213,6 +213,25 @@ class InstanceService:
         if command == "resume":
             self._router.notify_work()
 
+    async def skip_waits(self, account_id: str, definition_id: str, workflow_id: str) -> int:
+        """Skip every pending timeout, sleep and retry backoff of the instance: they fire now
+        (a wait for a reply times out, as it would have later). One transaction."""
+        now = self._clock.now_ms()
+        async with self._db.transaction() as conn:
+            instance = await self._instance(conn, account_id, definition_id, workflow_id)
+            skipped = await instance_store.skip_waits(conn, workflow_id, now)
+            if skipped is None:
+                raise ApiError(
+                    ErrorCode.INVALID_TRANSITION,
+                    f"Cannot skip the waits of workflow {workflow_id}: "
+                    f"its status is {instance.status}.",
+                )
+            if skipped:
+                await notify_work(conn)
+        if skipped:
+            self._router.notify_work()
+        return skipped
+
     async def start_test(
         self, account_id: str, definition_id: str, version: int | None, body: dict[str, Any]
     ) -> str:

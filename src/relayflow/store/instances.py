@@ -34,6 +34,8 @@ from relayflow.engine.state import (
     CANCELLED,
     PENDING,
     RUNNABLE,
+    RUNNING,
+    SLEEPING,
     SUSPENDED,
     TERMINATED,
     WAITING,
@@ -651,6 +653,36 @@ async def set_status(
     )
     await refresh_next_run(conn, instance_id, now_ms)
     return True
+
+
+async def skip_waits(conn: AsyncConnection, instance_id: str, now_ms: int) -> int | None:
+    """Make every timer of the instance due now: Wait sleeps, wait-for-event timeouts, retry
+    backoffs (an operator skipping a timeout). The number of steps made due; None when the
+    instance has ended."""
+    locked = await lock_instance(conn, instance_id)
+    if locked is None or locked.status not in (RUNNABLE, SUSPENDED):
+        return None
+    result = await conn.execute(
+        update(pointers)
+        .where(
+            pointers.c.instance_id == instance_id,
+            pointers.c.status.in_((SLEEPING, WAITING, RUNNING)),
+            pointers.c.wake_at_ms > now_ms,
+        )
+        .values(wake_at_ms=now_ms)
+    )
+    skipped = int(result.rowcount or 0)
+    if skipped:
+        await conn.execute(
+            insert(instance_events).values(
+                instance_id=instance_id,
+                type="waits_skipped",
+                at_ms=now_ms,
+                detail_json=_dumps({"steps": skipped}),
+            )
+        )
+        await refresh_next_run(conn, instance_id, now_ms)
+    return skipped
 
 
 async def terminate(
