@@ -8,6 +8,9 @@ messages on the machine under test. This wrapper serves the fake's own handlers 
   sends with the same clock on the same machine),
 - keeps a compact log `[t, role, status, text, destination]` readable incrementally on an extra
   port (`GET /bench/received?since=N`, `GET /bench/counts`),
+- keeps a second compact log of every send with its fault and `clientMessageId`
+  (`GET /bench/sends?since=N`: `[t, role, status, fault, clientMessageId, text]`; status is
+  null for a "drop", 200 for a "lost" one, which was accepted), for the fault workload W5,
 - trims the fake's full request list to its last 1,000 entries.
 
 Run: `python -m bench.fake8x8_timed --api-key K`; prints one JSON line with the URLs.
@@ -35,6 +38,8 @@ from bench.stats import run_fast
 
 KEEP_FULL_REQUESTS = 1000
 LOG = web.AppKey("log", list)
+SENDS = web.AppKey("sends", list)
+ENTRY = "bench_entry"  # the fake's record of a request, kept on the request for the wrapper
 
 
 class LeanState(FakeState):
@@ -42,46 +47,59 @@ class LeanState(FakeState):
 
     def record(self, role: str, request: web.Request, raw: bytes) -> dict[str, Any]:
         entry = super().record(role, request, raw)
+        request[ENTRY] = entry
         if len(self.requests) > 2 * KEEP_FULL_REQUESTS:
             del self.requests[:KEEP_FULL_REQUESTS]
         return entry
 
 
-def _text_and_destination(raw: bytes) -> tuple[str | None, str | None]:
+def _fields(raw: bytes) -> tuple[str | None, str | None, str | None]:
+    """text, destination and clientMessageId of a send's body (None when absent)."""
     try:
         body = json.loads(raw)
     except ValueError:
-        return None, None
+        return None, None, None
     if not isinstance(body, dict):
-        return None, None
+        return None, None, None
     text = body.get("text")
     if text is None and isinstance(body.get("content"), dict):
         text = body["content"].get("text")
     destination = body.get("destination")
-    return (str(text) if text is not None else None), (
-        str(destination) if destination is not None else None
+    client_id = body.get("clientMessageId") or body.get("clientRequestId")
+    return (
+        str(text) if text is not None else None,
+        str(destination) if destination is not None else None,
+        str(client_id) if client_id is not None else None,
     )
 
 
-def timed_role_app(state: FakeState, role: str, log: list[list[Any]]) -> web.Application:
-    """The fake's site for `role`, with the arrival of each request stamped and logged."""
+def timed_role_app(
+    state: FakeState, role: str, log: list[list[Any]], sends: list[list[Any]]
+) -> web.Application:
+    """The fake's site for `role`, with the arrival of each request stamped and logged. The
+    status logged is the fake's own record of the request: a "drop" (connection cut, nothing
+    accepted) has none, whatever placeholder the handler returned after cutting it."""
     app = web.Application()
     app[STATE], app[fake_server.ROLE] = state, role
 
     async def handle(request: web.Request) -> web.StreamResponse:
         arrived = time.time()
         response = await fake_server._handle(request)  # the fake's own handler, unchanged
-        text, destination = _text_and_destination(await request.read())  # cached by aiohttp
-        log.append([arrived, role, response.status, text, destination])
+        text, destination, client_id = _fields(await request.read())  # cached by aiohttp
+        entry = request.get(ENTRY)
+        status = response.status if entry is None else entry["status"]
+        log.append([arrived, role, status, text, destination])
+        fault = None if entry is None else entry["fault"]
+        sends.append([arrived, role, status, fault, client_id, text])
         return response
 
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
 
 
-def bench_app(log: list[list[Any]]) -> web.Application:
+def bench_app(log: list[list[Any]], sends: list[list[Any]]) -> web.Application:
     app = web.Application()
-    app[LOG] = log
+    app[LOG], app[SENDS] = log, sends
 
     async def received(request: web.Request) -> web.Response:
         since = int(request.query.get("since", "0"))
@@ -95,7 +113,13 @@ def bench_app(log: list[list[Any]]) -> web.Application:
             per[str(status)] = per.get(str(status), 0) + 1
         return web.json_response({"total": len(log), "byRole": by_role})
 
+    async def sent(request: web.Request) -> web.Response:
+        since = int(request.query.get("since", "0"))
+        items = sends[since:]
+        return web.json_response({"next": since + len(items), "items": items})
+
     app.router.add_get("/bench/received", received)
+    app.router.add_get("/bench/sends", sent)
     app.router.add_get("/bench/counts", counts)
     return app
 
@@ -112,9 +136,10 @@ def _listen(host: str) -> socket.socket:
 async def serve(api_keys: list[str], host: str) -> None:
     state = LeanState(api_keys)
     log: list[list[Any]] = []
-    apps = {role: timed_role_app(state, role, log) for role in ROLES}
+    sends: list[list[Any]] = []
+    apps = {role: timed_role_app(state, role, log, sends) for role in ROLES}
     apps["control"] = control_app(state)
-    apps["bench"] = bench_app(log)
+    apps["bench"] = bench_app(log, sends)
     runners, urls = [], {}
     for name, app in apps.items():
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

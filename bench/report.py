@@ -251,7 +251,87 @@ def rows(settings: dict[str, Any]) -> list[Row]:
         Row("W4 expression evaluations/s", lambda r: dig(r, "W4", "expressionEvaluationsPerS")),
         Row("W4 CPU ms per instance (20 steps)", lambda r: dig(r, "W4", "cpuMsPerInstance"), 1),
     ]
+    for phase, title in (("flaky", "W5a flaky sends"), ("outage", "W5b 503 outage")):
+        result += [
+            Row(
+                f"{title}: webhooks sent / instances started / delivered",
+                lambda r, p=phase: _slash(dig(r, "W5", p, "offered"), w5_delivery(dig(r, "W5"), p)),
+            ),
+            Row(
+                f"{title}: duplicated (after a lost answer / without one)",
+                lambda r, p=phase: _w5_duplicates(dig(r, "W5", p)),
+            ),
+            Row(
+                f"{title}: Terminated / still running at the end",
+                lambda r, p=phase: _slash(
+                    dig(r, "W5", p, "instances", "terminated"),
+                    dig(r, "W5", p, "instances", "stillRunning"),
+                ),
+            ),
+            Row(
+                f"{title}: send attempts per message, mean / max",
+                lambda r, p=phase: _slash(
+                    dig(r, "W5", p, "attemptsPerMessage", "mean"),
+                    dig(r, "W5", p, "attemptsPerMessage", "max"),
+                    2,
+                ),
+            ),
+            Row(
+                f"{title}: sends deferred by the breaker (circuit open / draining)",
+                lambda r, p=phase: (
+                    _slash(
+                        dig(r, "W5", p, "relayflow", "deferralsBy", "open") or 0,
+                        dig(r, "W5", p, "relayflow", "deferralsBy", "draining") or 0,
+                    )
+                    if dig(r, "W5", p, "relayflow") is not None
+                    else None
+                ),
+            ),
+        ]
+    result += [
+        Row(
+            "W5b SMS requests during the outage (per-instance backoff alone)",
+            lambda r: _w5_herd(dig(r, "W5", "outage")),
+        ),
+        Row(
+            "W5b outage end → first / last backlog message accepted, s",
+            lambda r: _slash(
+                dig(r, "W5", "outage", "firstAcceptedAfterEndS"),
+                dig(r, "W5", "outage", "drainS"),
+                1,
+            ),
+        ),
+    ]
     return result
+
+
+def w5_delivery(w5: Any, phase: str) -> str | None:
+    started = dig(w5, phase, "instances", "started")
+    delivered = dig(w5, phase, "delivered")
+    return _slash(started, delivered)
+
+
+def _w5_duplicates(phase: Any) -> str | None:
+    duplicated = dig(phase, "duplicated")
+    if duplicated is None:
+        return None
+    return (
+        f"{duplicated:,} ({dig(phase, 'duplicatedAfterLostAnswer'):,} / "
+        f"{dig(phase, 'duplicatedWithoutLostAnswer'):,})"
+    )
+
+
+def _w5_herd(phase: Any) -> str | None:
+    requests = dig(phase, "duringOutage", "requests")
+    if requests is None:
+        return None
+    return f"{requests:,} ({fmt(dig(phase, 'backoffAlone', 'requestsDuringOutage'))})"
+
+
+def _slash(first: Any, second: Any, digits: int = 0) -> str | None:
+    if first is None and second is None:
+        return None
+    return f"{fmt(first, digits)} / {fmt(second, digits)}"
 
 
 def other_load(results: dict[str, Any]) -> str | None:
@@ -390,7 +470,7 @@ def goals_summary(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def settings_text(settings: dict[str, Any]) -> str:
     w1, w2, w3, w4 = settings["w1"], settings["w2"], settings["w3"], settings["w4"]
-    dbos = settings["dbos"]
+    w5, dbos = settings.get("w5"), settings["dbos"]
     rates = ", ".join(f"{r:g}/s" for r in w1["rates"])
     return "\n".join(
         [
@@ -405,6 +485,16 @@ def settings_text(settings: dict[str, Any]) -> str:
             f"({w3['burst_concurrency']} concurrent POSTs)",
             f"- W4: closed loop, {w4['concurrency']} instances outstanding, warm-up "
             f"{w4['warmup_s']:g} s, window {w4['measure_s']:g} s",
+            *(
+                [
+                    f"- W5: {w5['flaky_messages']:,} auto-replies at {w5['flaky_rate']:g}/s with "
+                    f"{w5['fail_rate']:.0%} of SMS sends failing ({w5['fail_modes']}, seed "
+                    f"{w5['fail_seed']}); then a {w5['outage_s']:g} s 503 outage with "
+                    f"{w5['outage_rate']:g} auto-replies/s arriving during it"
+                ]
+                if w5
+                else []
+            ),
             f"- DBOS: closed loop, {dbos['concurrency']} outstanding, warm-up "
             f"{dbos['warmup_s']:g} s, window {dbos['measure_s']:g} s",
         ]

@@ -31,7 +31,7 @@ from bench.processes import (
     relayflow_version_info,
 )
 from bench.settings import FULL, QUICK, BenchSettings, override
-from bench.workloads import dbos, w1, w2, w3, w4
+from bench.workloads import dbos, w1, w2, w3, w4, w5
 
 OUT = ROOT / "bench" / "out"
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
@@ -40,6 +40,7 @@ WORKLOADS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
     "W2": (w2.run, "w2"),
     "W3": (w3.run, "w3"),
     "W4": (w4.run, "w4"),
+    "W5": (w5.run, "w5"),
 }
 TEMPLATE = """# Benchmark results
 
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="issue 5's sizes; long: W2 sets up 100,000 instances per deployment",
     )
     parser.add_argument(
-        "--only", default="", help="workloads among W1,W2,W3,W4,DBOS (default: all of them)"
+        "--only", default="", help="workloads among W1,W2,W3,W4,W5,DBOS (default: all of them)"
     )
     parser.add_argument("--db", default="", help="sqlite,pg1,pg2 (default: all)")
     parser.add_argument("--skip-dbos", action="store_true", help="no DBOS baseline")
@@ -107,6 +108,11 @@ def headline(name: str, db: str, result: dict[str, Any]) -> str:
         ),
         "W3": lambda r: f"lateness p99 {report.fmt(report.dig(r, 'lateMs', 'p99'))} ms",
         "W4": lambda r: f"{report.fmt(report.dig(r, 'stepExecutionsPerS'))} steps/s",
+        "W5": lambda r: (
+            f"flaky {report.w5_delivery(r, 'flaky')}; outage {report.w5_delivery(r, 'outage')}, "
+            f"{report.fmt(report.dig(r, 'outage', 'duringOutage', 'requests'))} requests during "
+            f"it, drain {report.fmt(report.dig(r, 'outage', 'drainS'), 1)} s"
+        ),
         "DBOS": lambda r: f"{report.fmt(report.dig(r, 'saturation', 'throughput'))} inst/s",
     }
     return f"  {name} {db}: " + pick[name](result)

@@ -1,7 +1,8 @@
 """Sizes, rates and durations of the quick and full modes, and the goals figures are held to.
 
 Quick mode exists so that `make bench` proves the suite end to end in about ten minutes on the
-2-core development machine; its figures are indicative. Full mode uses the sizes issue 5 names
+2-core development machine, plus ~2.5 minutes per deployment for W5 (its 60 s outage is issue 9's
+figure, kept in quick mode); its figures are indicative. Full mode uses the sizes issue 5 names
 (100,000 waiting instances, 50,000 timers over 60 s, 500/s offered) and takes under an hour.
 """
 
@@ -48,6 +49,18 @@ class W4Settings:
 
 
 @dataclass(frozen=True)
+class W5Settings:
+    flaky_messages: int  # W5a: inbound messages, offered at `flaky_rate` per second
+    flaky_rate: float
+    fail_rate: float  # the share of SMS requests the fake fails (seeded random)
+    fail_modes: str  # comma-separated fault modes, drawn uniformly
+    fail_seed: int
+    outage_s: float  # W5b: the fake answers 503 to every SMS request this long
+    outage_rate: float  # inbound messages per second during the outage
+    settle_s: float  # how long to wait for the last instances after each phase's load
+
+
+@dataclass(frozen=True)
 class DbosSettings:
     concurrency: int
     warmup_s: float
@@ -61,6 +74,7 @@ class BenchSettings:
     w2: W2Settings
     w3: W3Settings
     w4: W4Settings
+    w5: W5Settings
     dbos: DbosSettings
     relayflow_env: dict[str, str] = field(default_factory=dict)
 
@@ -83,6 +97,16 @@ QUICK = BenchSettings(
         grace_s=10,
     ),
     w4=W4Settings(concurrency=32, warmup_s=2, measure_s=6),
+    w5=W5Settings(
+        flaky_messages=1_000,
+        flaky_rate=100,
+        fail_rate=0.20,
+        fail_modes="500,503,429,drop,lost",
+        fail_seed=5,
+        outage_s=60,
+        outage_rate=20,
+        settle_s=300,
+    ),
     dbos=DbosSettings(concurrency=64, warmup_s=3, measure_s=8),
 )
 
@@ -103,6 +127,16 @@ FULL = BenchSettings(
         grace_s=30,
     ),
     w4=W4Settings(concurrency=64, warmup_s=10, measure_s=60),
+    w5=W5Settings(
+        flaky_messages=10_000,
+        flaky_rate=100,
+        fail_rate=0.20,
+        fail_modes="500,503,429,drop,lost",
+        fail_seed=5,
+        outage_s=60,
+        outage_rate=20,
+        settle_s=300,
+    ),
     dbos=DbosSettings(concurrency=128, warmup_s=10, measure_s=60),
 )
 

@@ -50,10 +50,12 @@ async def open_it(breakers: Breakers) -> None:
 
 
 async def open_until_probe_time(breakers: Breakers, clock: ManualClock) -> Breaker:
-    """Open the circuit, then move the clock to the time of its first probe."""
+    """Open the circuit, defer a backlog of sends, then move the clock to the first probe."""
     await open_it(breakers)
     breaker = breakers.get(ENDPOINT)
     assert breaker is not None
+    for _ in range(20):
+        await deferred(breakers)
     clock.advance(breaker.probe_at_ms - clock.now_ms())
     return breaker
 
@@ -187,9 +189,22 @@ async def test_an_in_flight_success_closes_an_open_circuit(breakers: Breakers) -
     await slow.__aenter__()  # admitted while closed
     await open_it(breakers)
     await slow.__aexit__(None, None, None)  # ... and answered: the endpoint is back
+    # Nothing was deferred meanwhile, so there is no backlog to pace: healthy, forgotten.
+    assert breakers.get(ENDPOINT) is None
+    for _ in range(100):
+        await succeed(breakers)
+
+
+async def test_a_success_in_flight_after_deferrals_starts_the_drain(breakers: Breakers) -> None:
+    slow = breakers.guard(ENDPOINT)
+    await slow.__aenter__()
+    await open_it(breakers)
+    await deferred(breakers)
+    await slow.__aexit__(None, None, None)
     breaker = breakers.get(ENDPOINT)
     assert breaker is not None
     assert not breaker.open
+    assert breaker.drain_started_ms is not None
 
 
 async def test_a_call_not_made_tells_nothing(breakers: Breakers, clock: ManualClock) -> None:

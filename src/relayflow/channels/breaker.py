@@ -6,10 +6,12 @@ consecutive transient failures of its endpoint; at `failure_threshold` it opens:
 - sends to the endpoint are *deferred* (`CircuitOpen`, nothing is sent, no attempt counted) to
   a time the breaker hands out, and one request at a time probes the endpoint, at growing
   intervals (`probe_initial_s` doubling to `probe_max_s`, jittered, never before a Retry-After);
-- when a request succeeds the breaker closes and *drains*: admissions are paced by a token
-  bucket whose rate starts at `drain_rate` per second and doubles every second, until it passes
-  `drain_max_rate`. Deferred sends are handed slots on that same ramp, so the backlog comes
-  back spread out instead of all at the probe's time.
+- when a request succeeds the breaker closes and, if it deferred sends, *drains*: admissions
+  are paced by a token bucket whose rate starts at `drain_rate` per second and doubles every
+  second, until it passes `drain_max_rate`. Deferred sends are handed slots on that same ramp,
+  so the backlog comes back spread out instead of all at the probe's time. (A circuit that
+  closes before it deferred anything, e.g. on a success already in flight, has no backlog and
+  does not throttle.)
 
 State is per process (derived, not shared): with N worker processes at most N probes are in
 flight at once and the backlog drains at most N times the rate, which costs no database round
@@ -84,6 +86,7 @@ class Breaker:
         self._tokens = 0.0
         self._tokens_at_ms = 0
         self._slots = 0  # deferrals handed a slot since the last probe was scheduled
+        self._deferred = 0  # sends deferred since the circuit opened (is there a backlog?)
 
     @property
     def healthy(self) -> bool:
@@ -134,6 +137,7 @@ class Breaker:
         return at + int(self._rng.random() * 100)  # separate sends handed the same slot
 
     def _defer(self, now_ms: int, base_ms: int, why: str) -> Call:
+        self._deferred += 1
         at = self._next_slot_ms(now_ms, base_ms)
         if why == "open":
             detail = (
@@ -155,8 +159,10 @@ class Breaker:
         self.failures = 0
         if self.open:
             self.open, self.opens = False, 0
-            self.drain_started_ms = self._tokens_at_ms = now_ms
-            self._tokens = 0.0
+            if self._deferred:  # a backlog waits: let it back in on the ramp
+                self.drain_started_ms = self._tokens_at_ms = now_ms
+                self._tokens = 0.0
+            self._deferred = 0
 
     def failed(self, call: Call, now_ms: int, message: str, retry_after_s: float | None) -> None:
         self.last_error = message
@@ -167,6 +173,7 @@ class Breaker:
             self._schedule_probe(now_ms, retry_after_s)
         elif not self.open and self.failures >= self._policy.failure_threshold:
             self.open, self.opens, self.drain_started_ms = True, 0, None
+            self._deferred = 0
             self._schedule_probe(now_ms, retry_after_s)
 
     def released(self, call: Call) -> None:

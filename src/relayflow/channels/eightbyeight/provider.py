@@ -134,7 +134,16 @@ class EightByEightProvider:
                 call.not_made()
                 return row_id  # answered before a crash: do not send again
             status, raw, retry_after = await self._post(url, body)
+            if status == 429 or status >= 500:
+                call.failed(f"8x8 answered {status}", retry_after)
+        # The breaker hears how 8x8 answered as soon as it did: recording the answer (a write
+        # that may wait) must not let later failures overtake this success.
+        try:
             return await self._answered(row_id, status, raw, retry_after)
+        except ChannelError as error:
+            if call.failure is not None:  # as a failure raised inside the guard would carry
+                error.resume_before_s = self._breakers.resume_before_s(endpoint)
+            raise
 
     async def _post(self, url: str, body: dict[str, Any]) -> tuple[int, bytes, float | None]:
         try:
