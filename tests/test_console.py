@@ -599,3 +599,29 @@ async def test_skipping_a_timeout_instead_of_waiting_for_it(
     assert "waits_skipped" in done.text
     assert 'id="skip-waits"' not in done.text
     await console.post(f"{location}/workflows/{workflow}/skip-waits", {}, expect=400)
+
+
+async def test_a_live_stream_catches_up_and_ends_when_the_server_stops(
+    console: Console, tenant: Tenant, context: AppContext
+) -> None:
+    await console.sign_in(tenant.api_key)
+    location = await console.create(gallery("survey"))
+    [workflow] = (
+        await console.script(
+            "/console/sandbox/send", {"kind": "http", "body": {"phone": "+6591234567"}}
+        )
+    )["started"]
+    await context.worker.run_until_idle()
+    live = f"{location}/workflows/{workflow}/live"
+    # The server is stopping: each stream ends after its first look ("again": the page will
+    # reconnect) instead of holding the stop up. (httpx's ASGI transport hands the body over
+    # once the stream has ended, so the stream must end for this test to see anything.)
+    context.stopping.set()
+    caught_up = (await console.get(live, params={"seen": "Runnable:1"})).text
+    # A page that saw an older state (it reconnects after a pause) is told at once.
+    assert caught_up.index("event: change") < caught_up.index("event: again")
+    assert caught_up.count(": keep-alive") == 1
+    current = (await console.get(live)).text
+    assert "event: change" not in current
+    assert "event: again" in current
+    assert current.count(": keep-alive") == 1

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -131,6 +132,24 @@ def _until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         raise _fail(f"database error: {_database_message(error)}") from None
 
 
+SHUTDOWN_GRACE_S = 10
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app when a stop begins (uvicorn waits for open
+    connections before the app's own shutdown runs, so the app could not know otherwise)."""
+
+    def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+        self._loop = asyncio.get_running_loop()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler: set the event from the loop, not from inside whatever it interrupted.
+        self._loop.call_soon_threadsafe(self._stopping.set)
+        super().handle_exit(sig, frame)
+
+
 def _serve_http(settings: Settings, database: Database, *, run_worker: bool) -> None:
     async def main() -> None:
         await database.migrate()
@@ -149,9 +168,11 @@ def _serve_http(settings: Settings, database: Database, *, run_worker: bool) -> 
             log_level=settings.log_level,
             access_log=False,
             lifespan="on",
+            # Open connections (a console page's live stream) delay a stop at most this long.
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
         typer.echo(f"relayflow listening on http://{settings.host}:{settings.port} (docs at /docs)")
-        await uvicorn.Server(config).serve()
+        await _Server(config, context.stopping).serve()
 
     _until_stopped(main)
 

@@ -40,6 +40,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         settings = self.settings
+        # Set when the process starts stopping: long-lived responses (a console page's live
+        # stream) end at once instead of holding the shutdown up.
+        self.stopping = asyncio.Event()
         self.evaluator = ExpressionEvaluator()
         self.breakers = Breakers(
             self.clock,

@@ -5,6 +5,7 @@ console URL of another account finds nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,7 +36,7 @@ INSTANCE_PAGE = 100
 LOG_PAGE = 100
 EVENT_PAGE = 200
 LIVE_POLL_S = 1.0
-LIVE_MAX_S = 600.0
+LIVE_MAX_S = 25.0
 
 
 async def home(request: Request) -> Response:
@@ -290,6 +291,7 @@ async def workflow(request: Request) -> Response:
         if message.pointer_id:
             by_step.setdefault(message.pointer_id, []).append(message)
     svg = render_svg(layout(row.steps), counts=counts, taken=taken)
+    progress = await context.instances.progress(account, definition_id, workflow_id)
     return render(
         request,
         "workflow.html",
@@ -311,6 +313,7 @@ async def workflow(request: Request) -> Response:
         receipts=receipts,
         data_text=pretty(instance.data),
         pretty=pretty,
+        progress=progress_mark(progress),
     )
 
 
@@ -349,20 +352,39 @@ async def find_workflow(request: Request) -> Response:
 
 async def live(request: Request) -> Response:
     """Server-sent events: `change` whenever the instance's status or audit log grows, so the
-    page refreshes its sections without reloading; ends once the instance has ended."""
+    page refreshes its sections without reloading; `end` once the instance has ended. A stream
+    lasts at most `LIVE_MAX_S` (`again`: the page reconnects with what it has seen), so open
+    pages never hold a shutting-down server for long."""
     session = await session_of(request)
     definition_id = request.path_params["definition_id"]
     workflow_id = check_workflow_id(request.path_params["workflow_id"])
     instances = context_of(request).instances
-    first = await instances.progress(session.account_id, definition_id, workflow_id)
+    stopping = context_of(request).stopping
+    current = await instances.progress(session.account_id, definition_id, workflow_id)
+    seen = request.query_params.get("seen") or progress_mark(current)
 
     async def stream() -> AsyncIterator[bytes]:
-        seen = first
+        nonlocal seen
         yield b"retry: 2000\n\n"
         loop = asyncio.get_running_loop()
         until = loop.time() + LIVE_MAX_S
-        while loop.time() < until:
-            await asyncio.sleep(LIVE_POLL_S)
+        now = current
+        while True:
+            if progress_mark(now) != seen:
+                seen = progress_mark(now)
+                yield f"event: change\ndata: {json.dumps({'status': now[0]})}\n\n".encode()
+            if now[0] in ("Complete", "Terminated"):
+                yield b"event: end\ndata: {}\n\n"
+                return
+            if loop.time() >= until:
+                yield b"event: again\ndata: {}\n\n"
+                return
+            yield b": keep-alive\n\n"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), LIVE_POLL_S)
+            if stopping.is_set():  # the server is stopping: the page reconnects later
+                yield b"event: again\ndata: {}\n\n"
+                return
             if await request.is_disconnected():
                 return
             try:
@@ -370,17 +392,15 @@ async def live(request: Request) -> Response:
             except ApiError:
                 yield b"event: gone\ndata: {}\n\n"
                 return
-            if now != seen:
-                seen = now
-                yield f"event: change\ndata: {json.dumps({'status': now[0]})}\n\n".encode()
-            if now[0] in ("Complete", "Terminated"):
-                yield b"event: end\ndata: {}\n\n"
-                return
-            yield b": keep-alive\n\n"
 
     return StreamingResponse(
         stream(), media_type="text/event-stream", headers={"X-Accel-Buffering": "no"}
     )
+
+
+def progress_mark(progress: tuple[str, int]) -> str:
+    """What a live page has seen: the status and the number of audit events."""
+    return f"{progress[0]}:{progress[1]}"
 
 
 async def validate(request: Request) -> Response:

@@ -256,10 +256,12 @@
   // --- live instance page ------------------------------------------------------------------
   function setupLive(root) {
     if (!window.EventSource || !root.dataset.live) return;
-    const source = new EventSource(root.dataset.live);
-    const indicator = document.getElementById("live-indicator");
-    if (indicator) indicator.hidden = false;
-    function refresh() {
+    let source = null;
+    function indicate(on) {
+      const indicator = document.getElementById("live-indicator");
+      if (indicator) indicator.hidden = !on;
+    }
+    function refresh(then) {
       fetch(window.location.href, { credentials: "same-origin" })
         .then(function (r) { return r.text(); })
         .then(function (html) {
@@ -269,18 +271,25 @@
             const li = d.closest("li"); return li ? li.id : "";
           }));
           root.replaceChildren.apply(root, Array.from(fresh.childNodes));
+          root.dataset.progress = fresh.dataset.progress || "";
           root.querySelectorAll("details").forEach(function (d) {
             const li = d.closest("li");
             if (li && open.has(li.id)) d.open = true;
           });
           root.querySelectorAll(".graph").forEach(setupGraph);
-          const again = document.getElementById("live-indicator");
-          if (again) again.hidden = source.readyState === 2;
+          indicate(source !== null);
+          if (then) then();
         });
     }
-    source.addEventListener("change", refresh);
-    source.addEventListener("end", function () { source.close(); refresh(); });
-    source.addEventListener("gone", function () { source.close(); });
+    function connect() {
+      source = new EventSource(root.dataset.live + "?seen=" + encodeURIComponent(root.dataset.progress || ""));
+      indicate(true);
+      source.addEventListener("change", function () { refresh(); });
+      source.addEventListener("end", function () { source.close(); source = null; refresh(); });
+      source.addEventListener("gone", function () { source.close(); source = null; indicate(false); });
+      source.addEventListener("again", function () { source.close(); connect(); });
+    }
+    connect();
   }
 
   // --- simulator ---------------------------------------------------------------------------
