@@ -1,10 +1,43 @@
-"""Identifier formats of the 8x8 API, generated in one place so tests can seed them."""
+"""Identifier formats of the 8x8 API, generated in one place so tests can seed them.
+
+Every id the engine makes comes from here. Normally they are random; inside `seeded_ids(seed)`
+(flow tests: `relayflow test`, `FlowEnvironment`) they come from a generator seeded for the
+current task and its child tasks (a context variable), so a flow test's transcript, ids
+included, is the same on every run, while other tasks (a server's requests) are unaffected.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import random
 import re
 import secrets
 import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+_SEEDED: ContextVar[random.Random | None] = ContextVar("relayflow_seeded_ids", default=None)
+
+
+@contextlib.contextmanager
+def seeded_ids(seed: int) -> Iterator[None]:
+    """Ids made in this context (and tasks started from it) follow `seed`."""
+    token = _SEEDED.set(random.Random(seed))  # noqa: S311 - reproducible test ids, not secrets
+    try:
+        yield
+    finally:
+        _SEEDED.reset(token)
+
+
+def _random_bytes(count: int) -> bytes:
+    seeded = _SEEDED.get()
+    return seeded.randbytes(count) if seeded is not None else secrets.token_bytes(count)
+
+
+def new_uuid() -> str:
+    """A version-4 UUID string (random, or seeded inside `seeded_ids`)."""
+    return str(uuid.UUID(bytes=_random_bytes(16), version=4))
+
 
 _UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -12,16 +45,16 @@ _UUID_RE = re.compile(
 
 
 def new_definition_id() -> str:
-    return str(uuid.uuid4())
+    return new_uuid()
 
 
 def new_error_id() -> str:
-    return str(uuid.uuid4())
+    return new_uuid()
 
 
 def new_workflow_id() -> str:
     """24 lower-case hex characters, the shape of 8x8's (MongoDB ObjectId-like) workflow ids."""
-    return secrets.token_hex(12)
+    return _random_bytes(12).hex()
 
 
 def is_uuid(value: str) -> bool:

@@ -9,12 +9,12 @@ back instead of sending twice.
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from relayflow.channels.base import ChannelError, SendContext
 from relayflow.channels.sms_encoding import detect
 from relayflow.clock import iso_from_ms
+from relayflow.ids import new_uuid
 from relayflow.store import messages as message_store
 from relayflow.store.database import Database
 from relayflow.store.messages import MessageRow
@@ -57,7 +57,7 @@ class SandboxProvider:
             await message_store.insert_message(
                 conn,
                 MessageRow(
-                    id=response.get("umid") or str(uuid.uuid4()),
+                    id=response.get("umid") or new_uuid(),
                     account_id=ctx.account_id,
                     instance_id=ctx.instance_id,
                     pointer_id=ctx.pointer_id,
@@ -85,7 +85,7 @@ class SandboxProvider:
         encoding, parts = detect(text)
         if body.get("encoding") in ("GSM7", "UCS2"):
             encoding = body["encoding"]
-        umid = str(uuid.uuid4())
+        umid = new_uuid()
         response = {
             "umid": umid,
             "clientMessageId": body.get("clientMessageId"),
@@ -117,7 +117,7 @@ class SandboxProvider:
         if not isinstance(body.get("content"), dict) or not body["content"]:
             raise ChannelError("Empty 'content'")
         response = {
-            "umid": str(uuid.uuid4()),
+            "umid": new_uuid(),
             "user": user,
             "clientMessageId": body.get("clientMessageId"),
             "status": {"state": "queued", "timestamp": iso_from_ms(ctx.now_ms)},
@@ -136,12 +136,12 @@ class SandboxProvider:
             raise ChannelError("Invalid callflow entry")
         params = callflow[0].get("params") or {}
         destination = _check_msisdn(params.get("destination"))
-        session_id = str(uuid.uuid4())
+        session_id = new_uuid()
         response = {
             "uid": session_id,
             "sessionId": session_id,
             "sessionStatus": "CREATED",
-            "callFlowRequestId": str(uuid.uuid4()),
+            "callFlowRequestId": new_uuid(),
             "clientRequestId": body.get("clientRequestId"),
             "destination": destination,
             "status": "CREATED",

@@ -9,7 +9,6 @@ for ten minutes when they arrive before the wait.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,7 @@ from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.keys import dtmf_keys_for_callback, reply_keys_for_event
 from relayflow.engine.wakeup import notify_work
 from relayflow.errors import ApiError, ErrorCode
-from relayflow.ids import new_workflow_id
+from relayflow.ids import new_uuid, new_workflow_id
 from relayflow.store import definitions as definition_store
 from relayflow.store import instances as instance_store
 from relayflow.store import usage as usage_store
@@ -83,6 +82,7 @@ class Router:
         self._clock = clock
         self._limiter = limiter
         self._on_work = on_work
+        self._entry_steps: definition_store.EntrySteps = {}
 
     def notify_work(self) -> None:
         self._on_work()
@@ -96,7 +96,7 @@ class Router:
         result = RouteResult()
         async with self._db.transaction() as conn:
             if not await record_event(
-                conn, str(uuid.uuid4()), account_id, trigger, dedupe_key, event, now
+                conn, new_uuid(), account_id, trigger, dedupe_key, event, now
             ):
                 return RouteResult(duplicate=True)
             deliveries = await instance_store.deliver_event(
@@ -105,7 +105,7 @@ class Router:
             result.resumed = [d.instance_id for d in deliveries]
             consumed = {d.definition_id for d in deliveries}
             matching = await definition_store.enabled_for_trigger(
-                conn, account_id, trigger, sub_account
+                conn, account_id, trigger, sub_account, self._entry_steps
             )
             starts = [row for row in matching if row.id not in consumed]
             result.started = await self._start(conn, account_id, starts, event, sub_account, now)
@@ -120,9 +120,9 @@ class Router:
     ) -> RouteResult:
         now = self._clock.now_ms()
         async with self._db.transaction() as conn:
-            await record_event(conn, str(uuid.uuid4()), account_id, "http_request", None, body, now)
+            await record_event(conn, new_uuid(), account_id, "http_request", None, body, now)
             matching = await definition_store.enabled_for_trigger(
-                conn, account_id, "http_request", sub_account_id
+                conn, account_id, "http_request", sub_account_id, self._entry_steps
             )
             started = await self._start(conn, account_id, matching, body, sub_account_id, now)
         if started:
@@ -136,7 +136,7 @@ class Router:
         now = self._clock.now_ms()
         sub_account = _sub_account_of(body)
         async with self._db.transaction() as conn:
-            await record_event(conn, str(uuid.uuid4()), account_id, "test", None, body, now)
+            await record_event(conn, new_uuid(), account_id, "test", None, body, now)
             started = await self._start(
                 conn, account_id, [TriggerMatch.of(definition)], body, sub_account, now
             )
@@ -151,7 +151,7 @@ class Router:
         result = RouteResult()
         async with self._db.transaction() as conn:
             if not await record_event(
-                conn, str(uuid.uuid4()), account_id, "dtmf", dedupe_key, callback, now
+                conn, new_uuid(), account_id, "dtmf", dedupe_key, callback, now
             ):
                 return RouteResult(duplicate=True)
             for key in keys:  # clientRequestId first, then uid
@@ -166,7 +166,7 @@ class Router:
                 await instance_store.purge_expired_parked(conn, now)
                 for key in keys:
                     await instance_store.park_event(
-                        conn, str(uuid.uuid4()), account_id, key, callback, now + PARKED_DTMF_MS
+                        conn, new_uuid(), account_id, key, callback, now + PARKED_DTMF_MS
                     )
         if result.resumed:
             self._on_work()
@@ -207,7 +207,7 @@ class Router:
                 sub_account_id=sub_account_id,
                 data=data,
                 entry_step=row.entry_step,
-                first_pointer_id=str(uuid.uuid4()),
+                first_pointer_id=new_uuid(),
                 now_ms=now,
             )
             for row in definitions

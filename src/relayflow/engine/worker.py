@@ -167,12 +167,16 @@ class Worker:
                 waiter.cancel()
         log.info("worker_stopped", owner=self.owner)
 
+    async def next_due_ms(self) -> int | None:
+        """When the next unleased runnable instance is due (a virtual clock steps to it)."""
+        async with self._db.read() as conn:
+            return await instance_store.earliest_due(conn)
+
     async def _idle_timeout(self) -> float:
         """Sleep until the earliest timer is due (a timer fires on time, not at the next poll),
         but never longer than the poll interval: other processes add work too."""
         try:
-            async with self._db.read() as conn:
-                due = await instance_store.earliest_due(conn)
+            due = await self.next_due_ms()
         except Exception:  # the database may be restarting; poll as usual
             return self._settings.poll_interval_s
         if due is None:

@@ -23,6 +23,7 @@ Three kinds of job, because 8x8 treats them differently:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import math
 import re
@@ -365,7 +366,10 @@ class ExpressionEvaluator:
             step_json,
             max_expression_length=self._max_expression_length,
         )
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        # The pool thread runs in this task's context: host helpers such as uuid() follow it
+        # (seeded ids in flow tests).
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, context.run, call)
 
     def _inline_realm(self) -> bool:
         """Whether the loop thread has a realm, making one unless a batch just destroyed it."""

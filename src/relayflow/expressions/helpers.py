@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import uuid as uuid_module
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from email.utils import parsedate_to_datetime
@@ -19,6 +18,7 @@ from typing import Any
 
 import phonenumbers
 
+from relayflow import ids
 from relayflow.expressions.timezones import UnknownTimeZoneError, to_zoneinfo
 
 JsonValue = Any
@@ -163,8 +163,8 @@ def is_day_of_week(date_or_timestamp: JsonValue, day: JsonValue) -> bool:
 
 
 def new_uuid() -> str:
-    """A random (version 4) UUID string."""
-    return str(uuid_module.uuid4())
+    """A random (version 4) UUID string (seeded in flow tests: `relayflow.ids`)."""
+    return ids.new_uuid()
 
 
 HOST_HELPERS: dict[str, Callable[..., JsonValue]] = {

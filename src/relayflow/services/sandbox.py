@@ -3,12 +3,12 @@ objects and routed exactly like webhooks from 8x8 (DESIGN.md §4.4)."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from relayflow.channels.sms_encoding import detect
 from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.router import Router, RouteResult
+from relayflow.ids import new_uuid
 from relayflow.store import messages as message_store
 from relayflow.store.database import Database
 from relayflow.store.messages import MessageRow
@@ -87,7 +87,7 @@ class SandboxService:
     async def inbound_sms(
         self, account_id: str, sender: str, recipient: str, text: str, sub_account_id: str | None
     ) -> tuple[dict[str, Any], RouteResult]:
-        umid = str(uuid.uuid4())
+        umid = new_uuid()
         event = sms_event(umid, sender, recipient, text, sub_account_id, self._clock.now_ms())
         result = await self._router.inbound_message(
             account_id, event, trigger="inbound_sms", dedupe_key=umid
@@ -103,7 +103,7 @@ class SandboxService:
         button_payload: str | None,
         sub_account_id: str | None,
     ) -> tuple[dict[str, Any], RouteResult]:
-        umid = str(uuid.uuid4())
+        umid = new_uuid()
         event = chat_event(
             umid, channel, sender, text, button_payload, sub_account_id, self._clock.now_ms()
         )
@@ -119,7 +119,7 @@ class SandboxService:
         call = await self._find_call(account_id, client_request_id, uid)
         response = (call.response or {}) if call else {}
         callback: dict[str, Any] = {
-            "uid": uid or response.get("uid") or str(uuid.uuid4()).upper(),
+            "uid": uid or response.get("uid") or new_uuid().upper(),
             "status": {"code": "DTMF", "timestamp": iso_from_ms(self._clock.now_ms())},
             "destination": call.recipient if call else None,
             "clientRequestId": client_request_id or response.get("clientRequestId"),

@@ -9,13 +9,13 @@ are stored and acknowledged, so 8x8 does not retry them.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.router import Router
 from relayflow.errors import ApiError, ErrorCode
+from relayflow.ids import new_uuid
 from relayflow.store.database import Database
 from relayflow.store.inbox import record_event
 from relayflow.store.receipts import Receipt, record_receipt
@@ -115,7 +115,7 @@ class WebhookService:
         async with self._db.transaction() as conn:
             if not await record_event(
                 conn,
-                str(uuid.uuid4()),
+                new_uuid(),
                 account_id,
                 f"{prefix}_receipt",
                 key[:200],
@@ -188,7 +188,7 @@ class WebhookService:
         async with self._db.transaction() as conn:
             stored = await record_event(
                 conn,
-                str(uuid.uuid4()),
+                new_uuid(),
                 account_id,
                 kind,
                 dedupe_key[:200] if dedupe_key else None,

@@ -262,23 +262,28 @@ class TriggerMatch:
 
 
 # Versions are immutable, so their entry step can be remembered instead of parsing the whole
-# definition for every inbound event.
-_ENTRY_STEPS: dict[tuple[str, int], str] = {}
+# definition for every inbound event. The memory belongs to the caller (one per router, so one
+# per database: ids are unique within a database, not across the flow tests of one process).
+EntrySteps = dict[tuple[str, int], str]
 _ENTRY_STEPS_KEPT = 4096
 
 
-def _entry_step(row: Any) -> str:
+def _entry_step(row: Any, remembered: EntrySteps) -> str:
     key = (row.id, row.version)
-    entry = _ENTRY_STEPS.get(key)
+    entry = remembered.get(key)
     if entry is None:
-        if len(_ENTRY_STEPS) >= _ENTRY_STEPS_KEPT:
-            _ENTRY_STEPS.clear()
-        entry = _ENTRY_STEPS[key] = str(orjson.loads(row.steps_json)[0]["id"])
+        if len(remembered) >= _ENTRY_STEPS_KEPT:
+            remembered.clear()
+        entry = remembered[key] = str(orjson.loads(row.steps_json)[0]["id"])
     return entry
 
 
 async def enabled_for_trigger(
-    conn: AsyncConnection, account_id: str, trigger: str, sub_account_id: str | None
+    conn: AsyncConnection,
+    account_id: str,
+    trigger: str,
+    sub_account_id: str | None,
+    entry_steps: EntrySteps,
 ) -> list[TriggerMatch]:
     """Latest enabled versions this trigger starts (DESIGN.md §5 "Trigger matching").
 
@@ -289,4 +294,4 @@ async def enabled_for_trigger(
     rows = await conn.execute(
         statement, {"account_id": account_id, "trigger": trigger, "sub_account_id": sub_account_id}
     )
-    return [TriggerMatch(row.id, row.version, _entry_step(row)) for row in rows]
+    return [TriggerMatch(row.id, row.version, _entry_step(row, entry_steps)) for row in rows]

@@ -11,7 +11,6 @@ deferred without being recorded or attempted, and one request at a time probes i
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -23,6 +22,7 @@ from sqlalchemy import update
 from relayflow.channels.base import ChannelError, SendContext, retry_after_seconds
 from relayflow.channels.breaker import Breakers
 from relayflow.channels.eightbyeight.regions import Hosts
+from relayflow.ids import new_uuid
 from relayflow.store import messages as message_store
 from relayflow.store.database import Database
 from relayflow.store.messages import MessageRow
@@ -237,7 +237,7 @@ class EightByEightProvider:
                     )
                 )
                 return existing.id
-            row_id = str(uuid.uuid4())
+            row_id = new_uuid()
             await message_store.insert_message(
                 conn,
                 MessageRow(
