@@ -81,6 +81,20 @@ def gallery(name: str) -> str:
     return (GALLERY / f"{name}.json").read_text()
 
 
+async def waiting_survey(console: Console, tenant: Tenant, context: AppContext) -> tuple[str, str]:
+    """Signed in, with the survey template saved and one instance waiting for its reply:
+    the definition's console URL and the instance's id."""
+    await console.sign_in(tenant.api_key)
+    location = await console.create(gallery("survey"))
+    [workflow] = (
+        await console.script(
+            "/console/sandbox/send", {"kind": "http", "body": {"phone": "+6591234567"}}
+        )
+    )["started"]
+    await context.worker.run_until_idle()
+    return location, workflow
+
+
 class _Scripts(HTMLParser):
     """Collects <script> tags and inline event-handler attributes of a page."""
 
@@ -473,14 +487,7 @@ async def test_a_long_instance_is_paged(
 async def test_live_updates_stream_changes(
     console: Console, tenant: Tenant, context: AppContext
 ) -> None:
-    await console.sign_in(tenant.api_key)
-    location = await console.create(gallery("survey"))
-    [workflow] = (
-        await console.script(
-            "/console/sandbox/send", {"kind": "http", "body": {"phone": "+6591234567"}}
-        )
-    )["started"]
-    await context.worker.run_until_idle()
+    location, workflow = await waiting_survey(console, tenant, context)
     await console.post(f"{location}/workflows/{workflow}/terminate", {})
     async with console.client.stream("GET", f"{location}/workflows/{workflow}/live") as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
@@ -581,14 +588,7 @@ async def test_skipping_a_timeout_instead_of_waiting_for_it(
 ) -> None:
     """The survey waits a day for a reply; "Skip waits" times the wait out now, so the
     reminder path runs (RapidPro's most asked-for simulator feature)."""
-    await console.sign_in(tenant.api_key)
-    location = await console.create(gallery("survey"))
-    [workflow] = (
-        await console.script(
-            "/console/sandbox/send", {"kind": "http", "body": {"phone": "+6591234567"}}
-        )
-    )["started"]
-    await context.worker.run_until_idle()
+    location, workflow = await waiting_survey(console, tenant, context)
     page = await console.get(f"{location}/workflows/{workflow}")
     assert 'id="skip-waits"' in page.text
     await console.post(f"{location}/workflows/{workflow}/skip-waits", {})
@@ -604,14 +604,7 @@ async def test_skipping_a_timeout_instead_of_waiting_for_it(
 async def test_a_live_stream_catches_up_and_ends_when_the_server_stops(
     console: Console, tenant: Tenant, context: AppContext
 ) -> None:
-    await console.sign_in(tenant.api_key)
-    location = await console.create(gallery("survey"))
-    [workflow] = (
-        await console.script(
-            "/console/sandbox/send", {"kind": "http", "body": {"phone": "+6591234567"}}
-        )
-    )["started"]
-    await context.worker.run_until_idle()
+    location, workflow = await waiting_survey(console, tenant, context)
     live = f"{location}/workflows/{workflow}/live"
     # The server is stopping: each stream ends after its first look ("again": the page will
     # reconnect) instead of holding the stop up. (httpx's ASGI transport hands the body over

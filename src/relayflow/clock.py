@@ -36,3 +36,12 @@ class ManualClock:
 def iso_from_ms(ms: int) -> str:
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def ms_from_iso(text: str) -> int:
+    """Epoch ms of an ISO-8601 date and time; one without an offset is UTC. ValueError when
+    the text is not one (`Z`/`z` accepted for UTC, as 8x8 writes them)."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
 from starlette.requests import Request
 
+from relayflow.clock import ms_from_iso
 from relayflow.config import Limits
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.ids import is_uuid, normalise_uuid
@@ -72,12 +72,9 @@ def iso_to_ms(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        return ms_from_iso(raw)
     except ValueError:
         raise ApiError(
             ErrorCode.INVALID_PARAMETER,
             f"'{name}' must be an ISO-8601 time, e.g. 2021-06-24T09:33:06.60Z.",
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)

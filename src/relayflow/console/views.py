@@ -6,10 +6,9 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from relayflow.clock import iso_from_ms
+from relayflow.clock import iso_from_ms, ms_from_iso
 from relayflow.store.definitions import DefinitionRow
 
 INSTANCE_STATUSES = ("Runnable", "Suspended", "Complete", "Terminated")
@@ -87,12 +86,9 @@ def parse_time(name: str, value: str | None) -> int | None:
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value.strip())
+        return ms_from_iso(value)
     except ValueError:
         raise FilterError(f"{name}: '{value[:40]}' is not a date and time.") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def parse_int(name: str, value: str | None, *, low: int = 0, high: int = 10**9) -> int | None:

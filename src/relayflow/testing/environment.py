@@ -20,14 +20,13 @@ import contextlib
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from relayflow.channels.base import ChannelSet
 from relayflow.channels.sandbox import SandboxProvider
-from relayflow.clock import ManualClock, iso_from_ms
+from relayflow.clock import ManualClock, iso_from_ms, ms_from_iso
 from relayflow.config import Settings
 from relayflow.errors import ApiError
 from relayflow.ids import seeded_ids
@@ -60,12 +59,9 @@ def parse_instant(value: str | int | None) -> int:
     if not isinstance(value, str):
         raise FlowTestError("start must be an ISO-8601 date and time, e.g. 2026-03-02T09:00:00Z")
     try:
-        moment = datetime.fromisoformat(value.strip())
+        return ms_from_iso(value)
     except ValueError:
         raise FlowTestError(f"start: '{value[:40]}' is not an ISO-8601 date and time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def parse_span(value: str | int | float) -> int:

@@ -9,11 +9,10 @@ duplicate after a crash is identifiable.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from relayflow.channels.base import ChannelError, SendContext
-from relayflow.clock import iso_from_ms
+from relayflow.clock import iso_from_ms, ms_from_iso
 from relayflow.engine.decisions import Complete, Decision, Fault, Retry
 from relayflow.engine.steps.base import StepContext, StepError, StepType, text_input
 
@@ -44,12 +43,9 @@ def expiry_ms(value: Any) -> int | None:
     if not isinstance(value, str) or not value.strip():
         return None
     try:
-        moment = datetime.fromisoformat(value.strip())
+        return ms_from_iso(value)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _send_context(ctx: StepContext) -> SendContext:
