@@ -157,3 +157,48 @@ async def test_nothing_is_left_behind() -> None:
         await env.inbound_sms("+6591234567", "hi")
         assert set(Path(tempfile.gettempdir()).glob("relayflow-flowtest-*")) != before
     assert set(Path(tempfile.gettempdir()).glob("relayflow-flowtest-*")) == before
+
+
+def crm_post() -> dict[str, Any]:
+    steps = [
+        {
+            "id": "hook",
+            "stepType": "HttpRequest",
+            "inputs": {
+                "url": "https://crm.example.com/hooks",
+                "method": "POST",
+                "body": {"phone": "{{data.phone}}"},
+            },
+            "outputs": {"answer": "{{step.responseBody}}"},
+        }
+    ]
+    return {
+        "trigger": "http_request",
+        "status": "enabled",
+        "definition": {"name": "h", "steps": steps},
+    }
+
+
+async def test_mocked_calls_look_like_what_production_sends_and_receives() -> None:
+    """A text answer that is JSON is parsed, as production parses any JSON body; a call is
+    recorded with the headers production adds (Content-Type for a JSON body)."""
+    mocks = {
+        "http": [
+            {
+                "url": "https://crm.example.com/hooks",
+                "respond": [{"status": 200, "text": '{"ok": true}', "contentType": "text/plain"}],
+            }
+        ]
+    }
+    async with FlowEnvironment(crm_post(), mocks=mocks) as env:
+        await env.http_trigger({"phone": "+6591234567"})
+        [call] = env.http_calls
+        assert call["headers"] == {"Content-Type": "application/json"}
+        assert call["body"] == {"phone": "+6591234567"}
+        assert env.instances[0]["data"]["answer"] == {"ok": True}
+
+
+async def test_an_account_id_the_api_refuses_is_a_flow_test_error() -> None:
+    with pytest.raises(FlowTestError, match="account"):
+        async with FlowEnvironment(template("sms-auto-reply"), account="no spaces allowed"):
+            pass

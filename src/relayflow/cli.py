@@ -29,6 +29,7 @@ from relayflow.logs import configure_logging
 from relayflow.model.validation import validate_definition_input
 from relayflow.services.accounts import PROVIDERS, AccountError, AccountService
 from relayflow.store.database import Database, DatabaseUrlError
+from relayflow.testing.command import run_command as run_flow_tests
 
 app = typer.Typer(
     help="relayflow: workflow automation for messaging (8x8 Automation API).",
@@ -501,6 +502,42 @@ def sandbox_outbox(
         ),
     )
     _print_json([message_json(row) for row in rows])
+
+
+@app.command("test")
+def flow_test(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="PATH", help="*.flowtest.json files, or directories searched recursively."
+        ),
+    ],
+    junit_xml: Annotated[
+        Path | None, typer.Option("--junit-xml", metavar="FILE", help="Also write JUnit XML.")
+    ] = None,
+    keyword: Annotated[
+        str | None,
+        typer.Option(
+            "-k", metavar="SUBSTRING", help="Only tests whose name or file name contains it."
+        ),
+    ] = None,
+    update: Annotated[
+        bool, typer.Option("--update", help="Write what happened into each file's expect.")
+    ] = False,
+) -> None:
+    """Run flow tests on the real engine with a virtual clock and mocks; exit 0 if all pass,
+    1 if any fails, 2 for an unreadable or invalid test file."""
+    # Engine logs go to stderr as JSON, warnings and worse only: the report stays on stdout.
+    configure_logging("warning")
+    code = run_flow_tests(
+        paths,
+        keyword=keyword,
+        junit=junit_xml,
+        update=update,
+        out=typer.echo,
+        err=lambda line: typer.echo(line, err=True),
+    )
+    raise typer.Exit(code)
 
 
 @docs_app.command("errors")

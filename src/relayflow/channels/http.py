@@ -162,12 +162,7 @@ class GuardedHttpClient:
         timeout_s: float,
     ) -> HttpResult:
         method = method.upper()
-        send_headers = {key: value for key, value in headers.items()}
-        data: bytes | None = None
-        if method not in BODYLESS_METHODS and json_body is not None:
-            data = orjson.dumps(json_body)
-            if not any(key.lower() == "content-type" for key in send_headers):
-                send_headers["Content-Type"] = "application/json"
+        send_headers, data = outgoing(method, headers, json_body)
         session = await self._client()
         try:
             async with session.request(
@@ -185,7 +180,7 @@ class GuardedHttpClient:
                 return HttpResult(
                     response.status,
                     response.reason or "",
-                    _decode(raw),
+                    decode_body(raw),
                     retry_after_seconds(response.headers.get("Retry-After")),
                 )
         except BlockedAddress as error:
@@ -209,7 +204,21 @@ class GuardedHttpClient:
             await self._session.close()
 
 
-def _decode(raw: bytes) -> Any:
+def outgoing(
+    method: str, headers: dict[str, str], json_body: Any
+) -> tuple[dict[str, str], bytes | None]:
+    """The headers and body an HttpRequest sends: GET/HEAD/DELETE/OPTIONS send no body, a
+    JSON body gets `Content-Type: application/json` unless the step set one."""
+    send_headers = dict(headers)
+    if method.upper() in BODYLESS_METHODS or json_body is None:
+        return send_headers, None
+    if not any(key.lower() == "content-type" for key in send_headers):
+        send_headers["Content-Type"] = "application/json"
+    return send_headers, orjson.dumps(json_body)
+
+
+def decode_body(raw: bytes) -> Any:
+    """`responseBody`: parsed JSON whatever the Content-Type, else the text, None if empty."""
     if not raw:
         return None
     try:

@@ -32,6 +32,7 @@ from relayflow.errors import ApiError
 from relayflow.ids import seeded_ids
 from relayflow.model.timespan import parse_timespan
 from relayflow.runtime import Runtime
+from relayflow.services.accounts import AccountError
 from relayflow.store.database import Database
 from relayflow.store.messages import MessageRow
 from relayflow.testing.mocks import (
@@ -165,6 +166,9 @@ class FlowEnvironment:
         except ApiError as error:
             await self.__aexit__(None, None, None)
             raise FlowTestError(_api_message(error)) from None
+        except AccountError as error:  # an account id the API would refuse
+            await self.__aexit__(None, None, None)
+            raise FlowTestError(f"account: {error}") from None
         except BaseException:
             await self.__aexit__(None, None, None)
             raise

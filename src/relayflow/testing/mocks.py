@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from relayflow.channels.base import ChannelError, HttpResult, SendContext
+from relayflow.channels.http import decode_body, outgoing
 from relayflow.channels.sandbox import SandboxProvider
 
 CHANNELS = ("sms", "chatapps", "voice")
@@ -74,8 +75,14 @@ class MockHttp:
     ) -> HttpResult:
         method = method.upper()
         requested = full_url(url, params)
+        sent_headers, data = outgoing(method, headers, json_body)  # what production would send
         self.calls.append(
-            {"method": method, "url": requested, "headers": dict(headers), "body": json_body}
+            {
+                "method": method,
+                "url": requested,
+                "headers": sent_headers,
+                "body": json_body if data is not None else None,
+            }
         )
         mock = next((m for m in self.mocks if m.matches(method, requested)), None)
         if mock is None:
@@ -98,7 +105,10 @@ class MockHttp:
             reason = HTTPStatus(status).phrase
         except ValueError:
             reason = ""
-        body = answer["json"] if "json" in answer else answer.get("text")
+        if "json" in answer:
+            body = answer["json"]
+        else:  # as production decodes a body: JSON whatever its Content-Type, else text
+            body = decode_body(str(answer.get("text") or "").encode())
         return HttpResult(status, reason, body)
 
 
