@@ -1,9 +1,10 @@
 """Identifier formats of the 8x8 API, generated in one place so tests can seed them.
 
 Every id the engine makes comes from here. Normally they are random; inside `seeded_ids(seed)`
-(flow tests: `relayflow test`, `FlowEnvironment`) they come from a generator seeded for the
-current task and its child tasks (a context variable), so a flow test's transcript, ids
-included, is the same on every run, while other tasks (a server's requests) are unaffected.
+or `ids_from(generator)` (flow tests: `relayflow test`, `FlowEnvironment`) they come from a
+seeded generator for the current task and its child tasks (a context variable), so a flow
+test's transcript, ids included, is the same on every run, while other tasks (a server's
+requests) are unaffected.
 """
 
 from __future__ import annotations
@@ -20,13 +21,19 @@ _SEEDED: ContextVar[random.Random | None] = ContextVar("relayflow_seeded_ids", d
 
 
 @contextlib.contextmanager
-def seeded_ids(seed: int) -> Iterator[None]:
-    """Ids made in this context (and tasks started from it) follow `seed`."""
-    token = _SEEDED.set(random.Random(seed))  # noqa: S311 - reproducible test ids, not secrets
+def ids_from(generator: random.Random) -> Iterator[None]:
+    """Ids made in this context (and tasks started from it) come from `generator`; a flow
+    test keeps one generator for its whole life, whichever task runs its next action."""
+    token = _SEEDED.set(generator)
     try:
         yield
     finally:
         _SEEDED.reset(token)
+
+
+def seeded_ids(seed: int) -> contextlib.AbstractContextManager[None]:
+    """Ids made in this context (and tasks started from it) follow `seed`."""
+    return ids_from(random.Random(seed))  # noqa: S311 - reproducible test ids, not secrets
 
 
 def _random_bytes(count: int) -> bytes:

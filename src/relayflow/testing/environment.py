@@ -17,6 +17,7 @@ from one due time to the next, so timers fire in order and nothing waits for rea
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from relayflow.channels.sandbox import SandboxProvider
 from relayflow.clock import ManualClock, iso_from_ms, ms_from_iso
 from relayflow.config import Settings
 from relayflow.errors import ApiError
-from relayflow.ids import seeded_ids
+from relayflow.ids import ids_from
 from relayflow.model.timespan import parse_timespan
 from relayflow.runtime import Runtime
 from relayflow.services.accounts import AccountError
@@ -123,10 +124,9 @@ class FlowEnvironment:
         self._mocks = mocks if isinstance(mocks, Mocks) else Mocks.from_json(mocks)
         self.account_id = account
         self.clock = ManualClock(parse_instant(start))
-        self._seed = seed
         self._workdir: Path | None = None
         self._runtime: Runtime | None = None
-        self._ids: contextlib.AbstractContextManager[None] | None = None
+        self._ids = random.Random(seed)  # noqa: S311 - reproducible ids, not secrets
         self.http = MockHttp(self._mocks.http)
         self.definition_id = ""
         self._started: list[str] = []
@@ -151,8 +151,10 @@ class FlowEnvironment:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> FlowEnvironment:
-        self._ids = seeded_ids(self._seed)
-        self._ids.__enter__()
+        with ids_from(self._ids):
+            return await self._open()
+
+    async def _open(self) -> FlowEnvironment:
         self._workdir = Path(tempfile.mkdtemp(prefix="relayflow-flowtest-"))
         url = f"sqlite:///{self._workdir / 'flow.db'}"
         db = Database(url)
@@ -189,9 +191,6 @@ class FlowEnvironment:
             if self._workdir is not None:
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 self._workdir = None
-            if self._ids is not None:
-                self._ids.__exit__(None, None, None)
-                self._ids = None
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -250,7 +249,11 @@ class FlowEnvironment:
 
     async def advance(self, by: str | int | float) -> None:
         """Move virtual time forward, firing every timer due in the span, in order."""
-        target = self.clock.now_ms() + parse_span(by)
+        with ids_from(self._ids):
+            await self._advance(parse_span(by))
+
+    async def _advance(self, span_ms: int) -> None:
+        target = self.clock.now_ms() + span_ms
         worker = self.runtime.worker
         for _ in range(MAX_FIRINGS):
             due = await worker.next_due_ms()
@@ -270,15 +273,18 @@ class FlowEnvironment:
 
     @contextlib.asynccontextmanager
     async def _action(self) -> Any:
+        """Runs an action with this environment's ids, its API errors as `FlowTestError`."""
         try:
-            yield
+            with ids_from(self._ids):
+                yield
         except ApiError as error:
             raise FlowTestError(_api_message(error)) from None
 
     async def _after(self, started: list[str]) -> list[str]:
         self._started += [w for w in started if w not in self._started]
-        await self.runtime.worker.run_until_idle()
-        await self._snapshot()
+        with ids_from(self._ids):
+            await self.runtime.worker.run_until_idle()
+            await self._snapshot()
         return started
 
     def _latest_capture(self, to: str | None) -> MessageRow | None:
