@@ -4,6 +4,8 @@ unhappy paths. The real-browser journey is in tests/browser/."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import shutil
 import subprocess
@@ -618,3 +620,66 @@ async def test_a_live_stream_catches_up_and_ends_when_the_server_stops(
     assert "event: change" not in current
     assert "event: again" in current
     assert current.count(": keep-alive") == 1
+
+
+async def test_the_virtual_time_simulator_fast_forwards_and_exports_a_test(
+    console: Console, tenant: Tenant, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from relayflow.cli import app
+
+    await console.sign_in(tenant.api_key)
+    location = await console.create(gallery("survey"))
+    definition_id = location.rsplit("/", 1)[1]
+    await console.script("/console/sandbox/virtual/send", {"kind": "advance"}, expect=404)
+    started = await console.script(
+        "/console/sandbox/virtual/start", {"definitionId": definition_id}
+    )
+    assert started["new"] == []
+    asked = await console.script(
+        "/console/sandbox/virtual/send", {"kind": "http", "body": {"phone": "+6591234567"}}
+    )
+    assert [b["text"] for b in asked["new"]] == ["How did we do? Reply 1 (great) to 5 (poor)."]
+    later = await console.script(
+        "/console/sandbox/virtual/send", {"kind": "advance", "by": "1.00:00:00"}
+    )
+    assert [b["text"] for b in later["new"]] == [
+        "A gentle reminder: we would love your feedback (1-5)."
+    ]
+    assert later["clock"] > asked["clock"]
+    assert [i["status"] for i in later["instances"]] == ["Complete"]
+    # Nothing reached the account's real instances or outbox.
+    assert (await console.get("/console/sandbox/outbox")).json() == []
+    assert "Step executions" not in (await console.get(f"{location}/workflows")).text
+
+    exported = await console.get("/console/sandbox/virtual/export")
+    assert "attachment" in exported.headers["content-disposition"]
+    file = tmp_path / "survey.flowtest.json"
+    file.write_text(exported.text)
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["test", str(file)])
+    assert result.exit_code == 0, result.output
+    assert "1 passed, 0 failed" in result.output
+
+
+async def test_the_virtual_time_simulator_refuses_bad_input(
+    console: Console, tenant: Tenant, other_tenant: Tenant, context: AppContext
+) -> None:
+    other = await context.definitions.create(other_tenant.account_id, json.loads(gallery("survey")))
+    await console.sign_in(tenant.api_key)
+    location = await console.create(gallery("survey"))
+    definition_id = location.rsplit("/", 1)[1]
+    await console.script("/console/sandbox/virtual/start", {"definitionId": other.id}, expect=404)
+    bad_mocks = {"definitionId": definition_id, "mocks": {"http": [{"respond": "x"}]}}
+    refused = await console.script("/console/sandbox/virtual/start", bad_mocks, expect=400)
+    assert "mocks.http[0]" in refused["message"]
+    await console.script("/console/sandbox/virtual/start", {"definitionId": definition_id})
+    for body in (
+        {"kind": "advance", "by": "1 day"},
+        {"kind": "advance"},
+        {"kind": "teleport"},
+        {"kind": "dtmf", "digits": "1"},  # no say&capture call yet
+        {"kind": "sms", "from": "", "text": "x", "to": "+6580000000"},
+    ):
+        answer = await console.script("/console/sandbox/virtual/send", body, expect=400)
+        assert set(answer) == {"code", "message", "errorId", "timestamp"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,6 +21,7 @@ from tests.browser.conftest import RelayflowServer, Screenshot, expect_refusal
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LIVE_TIMEOUT_MS = 20_000
+SURVEY = Path(__file__).parents[2] / "src/relayflow/console/static/gallery/survey.json"
 
 
 def definition_text(name: str, sub_account: str, *, with_error: bool = False) -> str:
@@ -181,3 +183,43 @@ def test_the_console_works_with_the_keyboard_alone(
     page.wait_for_url(lambda url: urlsplit(url).path == "/console/sandbox")
     expect(page.locator("h1")).to_have_text("Sandbox")
     screenshot(page, "console-sandbox")
+
+
+def test_the_virtual_time_simulator(
+    relayflow_server: RelayflowServer,
+    page: Page,
+    screenshot: Screenshot,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Fast-forward a day instead of waiting for it, then export the conversation as a test."""
+    server = relayflow_server
+    viewport = request.node.callspec.id.split("-")[-1]
+    survey = json.loads(SURVEY.read_text())
+    survey["definition"]["name"] = f"Virtual survey {viewport}"
+    created = httpx.post(
+        f"{server.base_url}/api/v1/accounts/acme/definitions",
+        headers={"Authorization": f"Bearer {server.acme_key}"},
+        json=survey,
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    sign_in(page, server, server.acme_key, screenshot)
+    screenshot(page, "console-definitions")
+    page.goto(f"{server.base_url}/console/sandbox")
+    page.locator("#mode-virtual").check()
+    page.locator("#virtual-definition").select_option(created.json()["id"])
+    page.locator("#virtual-start").click()
+    expect(page.locator("#virtual-clock")).to_be_visible()
+    page.locator("#sim-kind").select_option("http")
+    page.locator("#sim-body").fill('{"phone": "+6591234567"}')
+    page.locator("#sim-trigger").click()
+    expect(page.locator(".bubble.them", has_text="How did we do?")).to_have_count(1)
+    page.get_by_role("button", name="+1 day").click()
+    expect(page.locator(".bubble.them", has_text="A gentle reminder")).to_have_count(1)
+    expect(page.locator("#virtual-instances")).to_contain_text("Complete")
+    screenshot(page, "console-sandbox-virtual")
+    with page.expect_download() as download:
+        page.locator("#virtual-export").click()
+    exported = json.loads(download.value.path().read_text())
+    assert [entry["do"] for entry in exported["script"]] == ["http_trigger", "advance"]
+    assert exported["expect"]["instances"][0]["status"] == "Complete"

@@ -67,9 +67,11 @@ def create_app(
             stop.set()
             if worker is not None:
                 await worker
+            await console.state.virtual.close()  # a mounted app gets no lifespan of its own
             if close_on_shutdown:
                 await context.close()
 
+    console = create_console(context)
     app = FastAPI(
         title="relayflow",
         version=__version__,
@@ -106,7 +108,7 @@ def create_app(
         lambda: RedirectResponse("/console/definitions", status_code=303),
         include_in_schema=False,
     )
-    app.mount("/console", create_console(context))
+    app.mount("/console", console)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from relayflow.clock import iso_from_ms
-from relayflow.console import pages, signin, simulator
+from relayflow.console import pages, signin, simulator, virtual
 from relayflow.console.render import HERE, context_of, render
 from relayflow.console.security import CsrfRejected, SecurityHeaders, SignedOut
 from relayflow.console.views import FilterError
@@ -25,7 +25,15 @@ from relayflow.ids import new_error_id
 from relayflow.runtime import Runtime
 
 log = structlog.get_logger("relayflow.console")
-SCRIPT_PATHS = ("/validate", "/sandbox/send", "/sandbox/outbox", "/live")
+SCRIPT_PATHS = (
+    "/validate",
+    "/sandbox/send",
+    "/sandbox/outbox",
+    "/live",
+    "/sandbox/virtual/start",
+    "/sandbox/virtual/send",
+    "/sandbox/virtual/export",
+)
 DEFINITION = "/definitions/{definition_id:str}"
 WORKFLOW = DEFINITION + "/workflows/{workflow_id:str}"
 
@@ -51,6 +59,9 @@ def create_console(context: Runtime) -> Starlette:
         Route("/sandbox", simulator.page),
         Route("/sandbox/send", simulator.send, methods=["POST"]),
         Route("/sandbox/outbox", simulator.outbox),
+        Route("/sandbox/virtual/start", virtual.start, methods=["POST"]),
+        Route("/sandbox/virtual/send", virtual.send, methods=["POST"]),
+        Route("/sandbox/virtual/export", virtual.export),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(
@@ -66,6 +77,7 @@ def create_console(context: Runtime) -> Starlette:
         },
     )
     app.state.context = context
+    app.state.virtual = virtual.VirtualSessions()  # closed by the API app's lifespan
     return app
 
 

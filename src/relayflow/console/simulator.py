@@ -22,7 +22,8 @@ CHANNELS = ("whatsapp", "viber", "line", "rcs", "messenger", "telegram", "zalo")
 
 async def page(request: Request) -> Response:
     session = await session_of(request)
-    return render(request, "sandbox.html", session, channels=CHANNELS)
+    definitions = await context_of(request).definitions.list_latest(session.account_id, 500, 0)
+    return render(request, "sandbox.html", session, channels=CHANNELS, definitions=definitions)
 
 
 async def send(request: Request) -> Response:

@@ -100,6 +100,10 @@ class RecordedSession:
         await self.env.advance(by)
         self._record({"do": "advance", "by": by})
 
+    def clock_iso(self) -> str:
+        """The virtual time now."""
+        return iso_from_ms(self.env.clock.now_ms())
+
     def state(self) -> dict[str, list[dict[str, Any]]]:
         """What happened so far, in the shape of a flow test's `expect`."""
         return {

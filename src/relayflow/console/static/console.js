@@ -298,9 +298,16 @@
     const bubbles = form.querySelector("#bubbles");
     const keypad = form.querySelector("#keypad");
     const result = form.querySelector("#sim-result");
+    const setup = document.getElementById("virtual-setup");
+    const clock = document.getElementById("virtual-clock");
+    const now = document.getElementById("virtual-now");
+    const instancesList = document.getElementById("virtual-instances");
+    const help = document.getElementById("mode-help");
     const seen = new Set();
     let latestCapture = null;
     let primed = false;
+    let mode = "live";
+    let virtualOpen = false;
 
     function showFor() {
       form.querySelectorAll("[data-for]").forEach(function (node) {
@@ -325,7 +332,12 @@
       item.scrollIntoView({ block: "nearest" });
     }
 
+    function label(m) {
+      return m.channel === "voice" ? "📞 " + (m.text || "(call)") : m.text;
+    }
+
     function poll() {
+      if (mode !== "live") return;
       fetch("/console/sandbox/outbox", { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : []; })
         .then(function (messages) {
@@ -334,31 +346,88 @@
             seen.add(m.id);
             if (m.capture) latestCapture = m;
             if (!primed) return; // only what arrives while the page is open
-            const label = m.channel === "voice" ? "📞 " + (m.text || "(call)") : m.text;
             const link = m.workflowId ? "/console/workflows/" + encodeURIComponent(m.workflowId) + "?step=" + encodeURIComponent(m.stepLogId || "") : null;
-            bubble("them", label, m.channel + " to " + (m.to || "?") + " · " + m.at, link);
+            bubble("them", label(m), m.channel + " to " + (m.to || "?") + " · " + m.at, link);
           });
           primed = true;
-          keypad.hidden = !latestCapture;
+          if (mode === "live") keypad.hidden = !latestCapture;
         })
         .catch(function () { /* next poll */ });
     }
     setInterval(poll, 1000);
     poll();
 
+    function showVirtual(data) {
+      now.textContent = data.clock;
+      (data.new || []).forEach(function (m) {
+        if (m.capture) latestCapture = m;
+        bubble("them", label(m), m.channel + " to " + (m.to || "?") + " · " + data.clock);
+      });
+      instancesList.textContent = "";
+      (data.instances || []).forEach(function (i) {
+        const item = el("li", "", i.workflowId + ": " + i.status);
+        (i.errors || []).forEach(function (e) { item.appendChild(el("div", "problem", e.step + ": " + e.message)); });
+        instancesList.appendChild(item);
+      });
+      keypad.hidden = !latestCapture;
+    }
+
     function send(body, echo) {
+      if (mode === "virtual" && !virtualOpen) { result.textContent = "Start a virtual session first."; return; }
+      const url = mode === "virtual" ? "/console/sandbox/virtual/send" : "/console/sandbox/send";
       result.textContent = "Sending…";
-      postJson("/console/sandbox/send", body).then(function (answer) {
+      postJson(url, body).then(function (answer) {
         if (!answer.ok) {
           result.textContent = answer.data.message || "Refused.";
           return;
         }
         if (echo) bubble("me", echo, body.kind === "dtmf" ? "keypad" : body.kind);
+        if (mode === "virtual") {
+          showVirtual(answer.data);
+          result.textContent = body.kind === "advance" ? "Advanced to " + answer.data.clock + "." : "Done.";
+          return;
+        }
         const started = (answer.data.started || []).length, resumed = (answer.data.resumed || []).length;
         result.textContent = "Started " + started + ", resumed " + resumed + ".";
         poll();
       }).catch(function () { result.textContent = "Could not reach the server."; });
     }
+
+    document.querySelectorAll('input[name="mode"]').forEach(function (radio) {
+      radio.addEventListener("change", function () {
+        mode = radio.value;
+        setup.hidden = mode !== "virtual";
+        help.textContent = mode === "virtual"
+          ? "Virtual time: a private copy of the flow; nothing reaches your account's instances or outbox."
+          : "Play the customer. Your flows' replies arrive from the sandbox outbox.";
+        bubbles.textContent = "";
+        latestCapture = null;
+        keypad.hidden = true;
+      });
+    });
+    document.getElementById("virtual-start").addEventListener("click", function () {
+      const mocksText = document.getElementById("virtual-mocks").value.trim();
+      let mocks = null;
+      if (mocksText) {
+        try { mocks = JSON.parse(mocksText); } catch (e) { result.textContent = "The mocks are not valid JSON."; return; }
+      }
+      const definitionId = document.getElementById("virtual-definition").value;
+      postJson("/console/sandbox/virtual/start", { definitionId: definitionId, mocks: mocks }).then(function (answer) {
+        if (!answer.ok) { result.textContent = answer.data.message || "Refused."; return; }
+        virtualOpen = true;
+        bubbles.textContent = "";
+        latestCapture = null;
+        clock.hidden = false;
+        showVirtual(answer.data);
+        result.textContent = "Virtual session started.";
+      });
+    });
+    document.querySelectorAll("[data-advance]").forEach(function (button) {
+      button.addEventListener("click", function () { send({ kind: "advance", by: button.dataset.advance }, null); });
+    });
+    document.getElementById("virtual-advance").addEventListener("click", function () {
+      send({ kind: "advance", by: document.getElementById("virtual-span").value.trim() }, null);
+    });
 
     form.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -381,7 +450,9 @@
     keypad.querySelectorAll("[data-key]").forEach(function (button) {
       button.addEventListener("click", function () {
         if (!latestCapture) return;
-        send({ kind: "dtmf", clientRequestId: latestCapture.clientRequestId, digits: button.dataset.key }, button.dataset.key);
+        const body = { kind: "dtmf", digits: button.dataset.key };
+        if (mode === "live") body.clientRequestId = latestCapture.clientRequestId;
+        send(body, button.dataset.key);
       });
     });
   }
