@@ -280,16 +280,7 @@ async def workflow(request: Request) -> Response:
     errors = await context.instances.errors(account, definition_id, workflow_id)
     counts, taken = await context.instances.path(account, definition_id, workflow_id)
     row, _ = await _version(request, account, definition_id, instance.version)
-    sent = await context.messages.list_messages(
-        account, limit=LIST_LIMIT, offset=0, instance_id=workflow_id
-    )
-    receipts = {}
-    for message in sent:
-        receipts[message.id] = (await context.messages.get(account, message.id)).receipts
-    by_step: dict[str, list[Any]] = {}
-    for message in sent:
-        if message.pointer_id:
-            by_step.setdefault(message.pointer_id, []).append(message)
+    sent = await context.messages.for_steps(account, [log.id for log in logs])
     svg = render_svg(layout(row.steps), counts=counts, taken=taken)
     progress = await context.instances.progress(account, definition_id, workflow_id)
     return render(
@@ -309,8 +300,7 @@ async def workflow(request: Request) -> Response:
         failed_only=failed_only,
         errors=errors,
         svg=svg,
-        messages=by_step,
-        receipts=receipts,
+        messages=sent,
         data_text=pretty(instance.data),
         pretty=pretty,
         progress=progress_mark(progress),

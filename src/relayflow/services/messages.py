@@ -8,7 +8,7 @@ from relayflow.errors import ApiError, ErrorCode
 from relayflow.store import messages as message_store
 from relayflow.store.database import Database
 from relayflow.store.messages import MessageRow
-from relayflow.store.receipts import Receipt, receipts_for
+from relayflow.store.receipts import Receipt, receipts_for, receipts_for_many
 
 MAX_UMID_LENGTH = 64
 
@@ -31,6 +31,18 @@ class MessageService:
             return await message_store.list_messages(
                 conn, account_id, limit=limit, offset=offset, instance_id=instance_id
             )
+
+    async def for_steps(self, account_id: str, pointer_ids: list[str]) -> dict[str, MessageView]:
+        """The message each of these step executions sent, with its receipts, by step
+        execution id (two queries, whatever the number of steps)."""
+        async with self._db.read() as conn:
+            rows = await message_store.messages_for_pointers(conn, account_id, pointer_ids)
+            receipts = await receipts_for_many(conn, account_id, [row.id for row in rows])
+        return {
+            row.pointer_id: MessageView(row, receipts.get(row.id, []))
+            for row in rows
+            if row.pointer_id is not None
+        }
 
     async def get(self, account_id: str, umid: str) -> MessageView:
         """One message with its status history; 404 for an unknown umid or another account's."""

@@ -123,6 +123,20 @@ async def list_messages(
     return [_row(row) for row in await conn.execute(query)]
 
 
+async def messages_for_pointers(
+    conn: AsyncConnection, account_id: str, pointer_ids: list[str]
+) -> list[MessageRow]:
+    """The messages sent by these step executions (one each at most), by their unique index."""
+    if not pointer_ids:
+        return []
+    rows = await conn.execute(
+        select(messages)
+        .where(messages.c.account_id == account_id, messages.c.pointer_id.in_(pointer_ids))
+        .order_by(messages.c.seq)
+    )
+    return [_row(row) for row in rows]
+
+
 async def get_message(conn: AsyncConnection, account_id: str, umid: str) -> MessageRow | None:
     row = (
         await conn.execute(

@@ -48,21 +48,32 @@ async def record_receipt(conn: AsyncConnection, account_id: str, receipt: Receip
 
 
 async def receipts_for(conn: AsyncConnection, account_id: str, umid: str) -> list[Receipt]:
+    return (await receipts_for_many(conn, account_id, [umid])).get(umid, [])
+
+
+async def receipts_for_many(
+    conn: AsyncConnection, account_id: str, umids: list[str]
+) -> dict[str, list[Receipt]]:
+    """The status history of each of these messages, oldest first, in one query."""
+    if not umids:
+        return {}
     rows = await conn.execute(
         select(message_receipts)
-        .where(message_receipts.c.account_id == account_id, message_receipts.c.umid == umid)
-        .order_by(message_receipts.c.id)
+        .where(message_receipts.c.account_id == account_id, message_receipts.c.umid.in_(umids))
+        .order_by(message_receipts.c.umid, message_receipts.c.id)
     )
-    return [
-        Receipt(
-            umid=row.umid,
-            state=row.state,
-            detail=row.detail,
-            error_code=row.error_code,
-            error_message=row.error_message,
-            status_at=row.status_at,
-            payload=orjson.loads(row.payload_json),
-            received_at_ms=row.received_at_ms,
+    found: dict[str, list[Receipt]] = {}
+    for row in rows:
+        found.setdefault(row.umid, []).append(
+            Receipt(
+                umid=row.umid,
+                state=row.state,
+                detail=row.detail,
+                error_code=row.error_code,
+                error_message=row.error_message,
+                status_at=row.status_at,
+                payload=orjson.loads(row.payload_json),
+                received_at_ms=row.received_at_ms,
+            )
         )
-        for row in rows
-    ]
+    return found
