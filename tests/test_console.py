@@ -683,3 +683,26 @@ async def test_the_virtual_time_simulator_refuses_bad_input(
     ):
         answer = await console.script("/console/sandbox/virtual/send", body, expect=400)
         assert set(answer) == {"code", "message", "errorId", "timestamp"}
+
+
+async def test_all_versions_are_listed_newest_first_and_paged(
+    console: Console, tenant: Tenant, context: AppContext
+) -> None:
+    await console.sign_in(tenant.api_key)
+    location = await console.create(gallery("survey"))
+    started: list[str] = []
+    for n in range(3):
+        if n == 1:
+            await console.post(f"{location}/save", {"body": gallery("survey")})  # version 2
+        context.clock.advance(1000)  # type: ignore[attr-defined]
+        answer = await console.script(
+            "/console/sandbox/send", {"kind": "http", "body": {"phone": f"+659123456{n}"}}
+        )
+        started += answer["started"]
+    every = await console.get(f"{location}/workflows", params={"version": "all"})
+    found = re.findall(r'/workflows/([0-9a-f]{24})"', every.text)
+    assert found == list(reversed(started))
+    latest = await console.get(f"{location}/workflows")
+    assert re.findall(r'/workflows/([0-9a-f]{24})"', latest.text) == list(reversed(started[1:]))
+    deeper = await console.get(f"{location}/workflows", params={"version": "all", "offset": "2"})
+    assert re.findall(r'/workflows/([0-9a-f]{24})"', deeper.text) == [started[0]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -80,18 +82,32 @@ class InstanceService:
         otherwise; `contact` keeps instances whose data mentions that number or chat user."""
         async with self._db.read() as conn:
             latest = await self._latest_version(conn, account_id, definition_id)
-            return await instance_reads.list_instances(
-                conn,
-                account_id,
-                definition_id,
-                None if all_versions and version is None else version or latest,
-                status=status,
-                started_from_ms=started_from_ms,
-                started_to_ms=started_to_ms,
-                limit=limit,
-                offset=offset,
-                contact=contact,
-            )
+            versions = [version or latest]
+            if all_versions and version is None:
+                # Newest first across versions: each version's newest from its own index,
+                # merged, instead of sorting every instance of the definition.
+                versions = await definition_store.versions_with_instances(
+                    conn, account_id, definition_id
+                )
+            pages = [
+                await instance_reads.list_instances(
+                    conn,
+                    account_id,
+                    definition_id,
+                    each,
+                    status=status,
+                    started_from_ms=started_from_ms,
+                    started_to_ms=started_to_ms,
+                    limit=limit + offset if len(versions) > 1 else limit,
+                    offset=0 if len(versions) > 1 else offset,
+                    contact=contact,
+                )
+                for each in versions
+            ]
+        if len(pages) == 1:
+            return pages[0]
+        merged = heapq.merge(*pages, key=lambda row: (row.started_at_ms, row.id), reverse=True)
+        return list(itertools.islice(merged, offset, offset + limit))
 
     async def counts(self, account_id: str, definition_ids: list[str]) -> dict[str, dict[str, int]]:
         """Instances per definition and status (every version)."""

@@ -295,3 +295,17 @@ async def enabled_for_trigger(
         statement, {"account_id": account_id, "trigger": trigger, "sub_account_id": sub_account_id}
     )
     return [TriggerMatch(row.id, row.version, _entry_step(row, entry_steps)) for row in rows]
+
+
+async def versions_with_instances(
+    conn: AsyncConnection, account_id: str, definition_id: str
+) -> list[int]:
+    """Every version of the definition that may have instances (deleted versions lose theirs)."""
+    rows = await conn.execute(
+        select(definitions.c.version).where(
+            definitions.c.account_id == account_id,
+            definitions.c.id == definition_id,
+            definitions.c.deleted_at_ms.is_(None),
+        )
+    )
+    return sorted(row[0] for row in rows)

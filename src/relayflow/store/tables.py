@@ -106,6 +106,9 @@ instances = Table(
     Column("executions", Integer, nullable=False, server_default="0"),
     Index("ix_instances_due", "status", "next_run_at_ms"),
     Index("ix_instances_listing", "account_id", "definition_id", "version", "started_at_ms"),
+    # Instances per definition and status (the console's definitions list) from the index
+    # alone, without reading 100,000 rows.
+    Index("ix_instances_status_counts", "account_id", "definition_id", "status"),
 )
 
 # One row per step activation (Workflow Core's execution pointer); also 8x8's step log entry.
