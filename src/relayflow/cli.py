@@ -30,6 +30,7 @@ from relayflow.model.validation import validate_definition_input
 from relayflow.services.accounts import PROVIDERS, AccountError, AccountService
 from relayflow.store.database import Database, DatabaseUrlError
 from relayflow.testing.command import run_command as run_flow_tests
+from relayflow.testing.simulate import run_simulation
 
 app = typer.Typer(
     help="relayflow: workflow automation for messaging (8x8 Automation API).",
@@ -534,6 +535,47 @@ def flow_test(
         keyword=keyword,
         junit=junit_xml,
         update=update,
+        out=typer.echo,
+        err=lambda line: typer.echo(line, err=True),
+    )
+    raise typer.Exit(code)
+
+
+@app.command("simulate")
+def flow_simulate(
+    flow: Annotated[
+        Path,
+        typer.Argument(metavar="FLOW.json", help="A definition (the body of POST /definitions)."),
+    ],
+    script: Annotated[
+        Path | None,
+        typer.Option(
+            "--script",
+            metavar="FILE",
+            help="Run these commands (one a line) and print the transcript.",
+        ),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start", metavar="ISO", help="Virtual start time (default 2026-01-05T09:00:00Z)."
+        ),
+    ] = None,
+    mocks: Annotated[
+        Path | None,
+        typer.Option(
+            "--mocks", metavar="FILE", help="A flow test's mocks object (HTTP, provider answers)."
+        ),
+    ] = None,
+) -> None:
+    """Play the customer against a flow in virtual time; /save writes a flow test. Exit 1 when an
+    action of --script fails, 2 for an unreadable or invalid flow, mocks or script file."""
+    configure_logging("warning")
+    code = run_simulation(
+        flow,
+        script=script,
+        start=start,
+        mocks=mocks,
         out=typer.echo,
         err=lambda line: typer.echo(line, err=True),
     )
