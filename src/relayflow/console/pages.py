@@ -23,6 +23,7 @@ from relayflow.console.views import (
     contact_needle,
     definition_body,
     diff_versions,
+    parse_cursor,
     parse_int,
     parse_time,
     pretty,
@@ -226,6 +227,7 @@ async def workflows(request: Request) -> Response:
     all_versions = query.get("version") == "all"
     version = None if all_versions else parse_int("version", query.get("version"), low=1)
     offset = parse_int("offset", query.get("offset"), high=10**7) or 0
+    before = parse_cursor(query.get("before"))
     found = await context.instances.list_instances(
         session.account_id,
         definition_id,
@@ -237,15 +239,19 @@ async def workflows(request: Request) -> Response:
         offset=offset,
         all_versions=all_versions,
         contact=contact_needle(query.get("contact")),
+        before=before,
     )
+    shown = found[:INSTANCE_PAGE]
     return render(
         request,
         "workflows.html",
         session,
         latest=rows[0],
         versions=rows,
-        instances=found[:INSTANCE_PAGE],
+        instances=shown,
         more=len(found) > INSTANCE_PAGE,
+        older=f"{shown[-1].started_at_ms}.{shown[-1].id}" if shown else "",
+        paged=offset > 0 or before is not None,
         offset=offset,
         page=INSTANCE_PAGE,
         filters={key: query.get(key, "") for key in _FILTERS},

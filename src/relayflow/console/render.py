@@ -39,8 +39,14 @@ def without(params: Mapping[str, str], name: str) -> str:
     return urlencode({key: item for key, item in dict(params).items() if key != name})
 
 
+def query(params: Mapping[str, str], **changes: object) -> str:
+    """This page's query string with `changes` applied (a None value removes the key)."""
+    merged = {**dict(params), **{k: str(v) for k, v in changes.items() if v is not None}}
+    return urlencode({k: v for k, v in merged.items() if changes.get(k, "") is not None})
+
+
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.filters.update(when=when, pager=pager, without=without)
+templates.env.filters.update(when=when, pager=pager, without=without, query=query)
 templates.env.globals["duration"] = duration
 templates.env.autoescape = True  # every template, whatever its name
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,3 +114,13 @@ def contact_needle(value: str | None) -> str | None:
     if digits and all(ch.isdigit() or ch in "+-() ." for ch in text):
         return digits
     return text
+
+
+def parse_cursor(value: str | None) -> tuple[int, str] | None:
+    """`before=<started_at_ms>.<workflowId>`: where the previous page of instances ended."""
+    if not value:
+        return None
+    started, _, workflow_id = value.partition(".")
+    if not started.isdigit() or len(started) > 16 or not re.fullmatch(r"[0-9a-f]{24}", workflow_id):
+        raise FilterError("before must be <startedAt ms>.<workflowId>, as the Older link gives it.")
+    return int(started), workflow_id

@@ -77,6 +77,7 @@ class InstanceService:
         offset: int,
         all_versions: bool = False,
         contact: str | None = None,
+        before: tuple[int, str] | None = None,
     ) -> list[InstanceRow]:
         """Newest first; the latest version's unless `version` (or `all_versions`) says
         otherwise; `contact` keeps instances whose data mentions that number or chat user."""
@@ -101,6 +102,7 @@ class InstanceService:
                     limit=limit + offset if len(versions) > 1 else limit,
                     offset=0 if len(versions) > 1 else offset,
                     contact=contact,
+                    before=before,
                 )
                 for each in versions
             ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.store.tables import instance_events, instances, pointers, workflow_errors
@@ -91,9 +91,12 @@ async def list_instances(
     limit: int,
     offset: int,
     contact: str | None = None,
+    before: tuple[int, str] | None = None,
 ) -> list[InstanceRow]:
     """Newest first. `version` None: every version. `contact`: instances whose data mentions
-    this text (a phone number's digits, a chat user id) anywhere."""
+    this text (a phone number's digits, a chat user id) anywhere. `before`: only instances
+    older than this (started_at_ms, id) — keyset paging, which an index serves at any depth
+    where OFFSET walks every row it skips."""
     query = select(*_COLUMNS).where(
         instances.c.account_id == account_id,
         instances.c.definition_id == definition_id,
@@ -103,6 +106,13 @@ async def list_instances(
     if contact:
         escaped = contact.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(instances.c.data_json.like(f"%{escaped}%", escape="\\"))
+    if before is not None:
+        # In this form both databases bound the index scan by started_at_ms.
+        started, instance_id = before
+        query = query.where(
+            instances.c.started_at_ms <= started,
+            or_(instances.c.started_at_ms < started, instances.c.id < instance_id),
+        )
     if status is not None:
         query = query.where(instances.c.status == status)
     if started_from_ms is not None:
