@@ -7,10 +7,16 @@ no uvicorn), signs in through /console/login like a browser, and times each page
 `time.perf_counter()` around the request (30 repetitions after a warm-up; p50 / p95 / max).
 
 It then replays every SQL statement a page ran, alone on a raw driver connection, so the report
-can say how much of a page is the database and which statement it is (with its plan).
+can say how much of a page is the database and which statement it is (with its plan). With
+`--what-if` it finally adds candidate indexes to the bench database (never to relayflow's
+schema) and times the pages again, and times alone the statements of fixes that need code
+(keyset paging, an indexed contact table, ...), checking that they return the same rows.
 
     .venv/bin/python -m bench.console_pages --db sqlite --out
-    .venv/bin/python -m bench.console_pages --db pg --instances 100000 --out --explain
+    .venv/bin/python -m bench.console_pages --db pg --instances 100000 --out --explain --what-if
+
+Before it builds and again before it measures, it waits (up to --wait-minutes) while another
+`python -m bench.run` is running: the machine has 2 cores.
 
 Data: one account, the gallery's survey definition in three versions (plus the other gallery
 definitions, without instances), N instances of it started over 30 days (62 % Complete, 20 %
@@ -51,6 +57,7 @@ from bench.stats import percentile, run_fast
 from relayflow.api.app import create_app
 from relayflow.api.context import AppContext
 from relayflow.config import Settings
+from relayflow.services.messages import MessageService
 from relayflow.store.database import Database
 from relayflow.store.tables import (
     instance_events,
@@ -608,6 +615,18 @@ async def time_pages(
     client: httpx.AsyncClient, pages: list[tuple[str, str]], reps: int, warmup: int
 ) -> list[dict[str, Any]]:
     results = []
+    pages = list(pages)
+    for name, url in list(pages):
+        if "?offset=" in url:
+            # The same depth by keyset: the "Older" link of the page at that offset.
+            html = (await client.get(url)).text
+            older = re.search(r'href="\?([^"]*)" id="older"', html)
+            if older is not None:
+                base = url.split("?", 1)[0]
+                keyset = f"{base}?{older.group(1).replace('&amp;', '&')}"
+                pages.insert(
+                    pages.index((name, url)) + 1, (name.replace("offset", "keyset"), keyset)
+                )
     for name, url in pages:
         for _ in range(warmup):
             response = await client.get(url)
@@ -812,6 +831,30 @@ async def what_if(
             await replayer.execute("ANALYZE")
         log("what-if: pages again with the extra indexes …")
         found["pages"] = await time_pages(client, pages, args.reps, args.warmup)
+        profile = await profile_pages(client, bench_db, db, pages, reps=5)
+        for page in found["pages"]:
+            page["sqlMs"] = profile[page["page"]]["sqlMs"]
+            page["statements"] = profile[page["page"]]["statements"]
+        found["profile"] = profile
+        # The long instance's page without its N+1 (one get + receipts query per message):
+        # `MessageService.get` answered from memory, as one IN query for all would nearly be.
+        long_steps = f"{LONG_POINTERS:,} steps"
+        long_page = [(f"{n}, receipts prefetched", u) for n, u in pages if long_steps in n]
+        real_get = MessageService.get
+        memo: dict[str, Any] = {}
+
+        async def prefetched(service: MessageService, account_id: str, umid: str) -> Any:
+            if umid not in memo:
+                memo[umid] = await real_get(service, account_id, umid)
+            return memo[umid]
+
+        setattr(MessageService, "get", prefetched)  # noqa: B010 - a bench-only stand-in
+        try:
+            await client.get(long_page[0][1])
+            if memo:  # only while the page still asks for its messages one by one
+                found["pages"] += await time_pages(client, long_page, args.reps, args.warmup)
+        finally:
+            setattr(MessageService, "get", real_get)  # noqa: B010
         statements = found["statements"]
         scope = (ACCOUNT, data.definition_id, 3)
         where = "account_id = ? AND definition_id = ? AND version = ?"
@@ -826,8 +869,8 @@ async def what_if(
         edge = (await replayer.fetch(edge_sql, *scope, deep - 1))[0] if deep else None
         if edge is not None:
             keyset_sql = (
-                f"SELECT {_LIST_COLUMNS} FROM instances WHERE {where} AND (started_at_ms < ? "  # noqa: S608
-                f"OR (started_at_ms = ? AND id < ?)) {_ORDER} LIMIT 101"
+                f"SELECT {_LIST_COLUMNS} FROM instances WHERE {where} AND started_at_ms <= ? "  # noqa: S608
+                f"AND (started_at_ms < ? OR id < ?) {_ORDER} LIMIT 101"
             )
             keyset = (*scope, edge[0], edge[0], edge[1])
             same = [r[0] for r in await replayer.fetch(keyset_sql, *keyset)] == [
@@ -968,6 +1011,9 @@ async def _run(
             profile = await profile_pages(client, bench_db, db, pages, reps=5)
             fixes = await what_if(client, bench_db, db, data, pages, args) if args.what_if else None
         size = _database_size(bench_db)
+        if size is None:
+            async with db.read() as conn:
+                size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
     finally:
         ctx.evaluator.close()
         await ctx.http.close()
@@ -1043,11 +1089,16 @@ def print_table(result: dict[str, Any], explain: bool) -> None:
     if fixes:
         print("\nWhat if (bench database only):", "; ".join(fixes["indexes"]))
         before = {page["page"]: page for page in result["pages"]}
-        print(f"{'page':<38} {'p50':>7} {'p95':>7}   p95 today  goal")
+        width = max(len(page["page"]) for page in fixes["pages"])
+        print(f"{'page':<{width}} {'p50':>7} {'p95':>7} {'SQL':>7}  p95 today  goal")
         for page in fixes["pages"]:
             ok = "ok" if page["p95"] < GOAL_MS else "OVER"
-            today = before[page["page"]]["p95"]
-            print(f"{page['page']:<38} {page['p50']:7.1f} {page['p95']:7.1f}   {today:9.1f}  {ok}")
+            today = before.get(page["page"], {}).get("p95")
+            sql = f"{page['sqlMs']:7.1f}" if "sqlMs" in page else f"{'-':>7}"
+            was = f"{today:9.1f}" if today is not None else f"{'-':>9}"
+            print(
+                f"{page['page']:<{width}} {page['p50']:7.1f} {page['p95']:7.1f} {sql}  {was}  {ok}"
+            )
         print("\nStatements of fixes that need code (median ms, alone on a raw connection):")
         for name, info in fixes["statements"].items():
             same = info.get("sameRows")
