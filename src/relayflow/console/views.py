@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relayflow.clock import iso_from_ms, ms_from_iso
+from relayflow.engine.contacts import phone_digits
 from relayflow.store.definitions import DefinitionRow
 
 INSTANCE_STATUSES = ("Runnable", "Suspended", "Complete", "Terminated")
@@ -105,15 +106,12 @@ def parse_int(name: str, value: str | None, *, low: int = 0, high: int = 10**9) 
 
 
 def contact_needle(value: str | None) -> str | None:
-    """What to look for in instance data: a phone number's digits (spaces, dashes, brackets
-    and a leading + dropped), or a chat user id as given."""
+    """The contact to look up, as instances record them (engine/contacts.py): a phone
+    number's digits (spaces, dashes, brackets and a leading + dropped), or a chat user id."""
     if not value or not value.strip():
         return None
     text = value.strip()[:100]
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if digits and all(ch.isdigit() or ch in "+-() ." for ch in text):
-        return digits
-    return text
+    return phone_digits(text) or text
 
 
 def parse_cursor(value: str | None) -> tuple[int, str] | None:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.clock import Clock, iso_from_ms
+from relayflow.engine.contacts import contacts_of
 from relayflow.engine.keys import dtmf_keys_for_callback, reply_keys_for_event
 from relayflow.engine.wakeup import notify_work
 from relayflow.errors import ApiError, ErrorCode
@@ -198,6 +199,7 @@ class Router:
         if sub_account_id is not None:
             data["subAccountId"] = sub_account_id
         data["triggeredAt"] = iso_from_ms(now)
+        contacts = contacts_of(body)
         new = [
             NewInstance(
                 id=new_workflow_id(),
@@ -209,6 +211,7 @@ class Router:
                 entry_step=row.entry_step,
                 first_pointer_id=new_uuid(),
                 now_ms=now,
+                contacts=contacts,
             )
             for row in definitions
         ]

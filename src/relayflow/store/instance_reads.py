@@ -9,7 +9,13 @@ import orjson
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from relayflow.store.tables import instance_events, instances, pointers, workflow_errors
+from relayflow.store.tables import (
+    instance_contacts,
+    instance_events,
+    instances,
+    pointers,
+    workflow_errors,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,9 @@ _COLUMNS = (
 )
 
 
+MAX_CONTACT_INSTANCES = 5000  # a contact filter considers at most this many instances
+
+
 def _instance(row: Any) -> InstanceRow:
     return InstanceRow(
         row.id,
@@ -93,9 +102,9 @@ async def list_instances(
     contact: str | None = None,
     before: tuple[int, str] | None = None,
 ) -> list[InstanceRow]:
-    """Newest first. `version` None: every version. `contact`: instances whose data mentions
-    this text (a phone number's digits, a chat user id) anywhere. `before`: only instances
-    older than this (started_at_ms, id) — keyset paging, which an index serves at any depth
+    """Newest first. `version` None: every version. `contact`: instances about this contact
+    (a phone number's digits, a chat user id, as recorded at start). `before`: only instances
+    older than this (started_at_ms, id): keyset paging, which an index serves at any depth
     where OFFSET walks every row it skips."""
     query = select(*_COLUMNS).where(
         instances.c.account_id == account_id,
@@ -104,8 +113,34 @@ async def list_instances(
     if version is not None:
         query = query.where(instances.c.version == version)
     if contact:
-        escaped = contact.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(instances.c.data_json.like(f"%{escaped}%", escape="\\"))
+        # A customer's instances are few: find them by contact, then by primary key (as one
+        # statement SQLite, without statistics, walked every listed instance instead).
+        about = await conn.execute(
+            select(instance_contacts.c.instance_id)
+            .where(
+                instance_contacts.c.account_id == account_id,
+                instance_contacts.c.contact == contact,
+            )
+            .limit(MAX_CONTACT_INSTANCES)
+        )
+        ids = [row[0] for row in about]
+        if not ids:
+            return []
+        by_id = select(*_COLUMNS).where(instances.c.id.in_(ids))
+        found = [_instance(row) for row in await conn.execute(by_id)]
+        kept = [
+            row
+            for row in found
+            if row.account_id == account_id
+            and row.definition_id == definition_id
+            and (version is None or row.version == version)
+            and (status is None or row.status == status)
+            and (started_from_ms is None or row.started_at_ms >= started_from_ms)
+            and (started_to_ms is None or row.started_at_ms <= started_to_ms)
+            and (before is None or (row.started_at_ms, row.id) < before)
+        ]
+        kept.sort(key=lambda row: (row.started_at_ms, row.id), reverse=True)
+        return kept[offset : offset + limit]
     if before is not None:
         # In this form both databases bound the index scan by started_at_ms.
         started, instance_id = before
@@ -120,8 +155,8 @@ async def list_instances(
     if started_to_ms is not None:
         query = query.where(instances.c.started_at_ms <= started_to_ms)
     query = query.order_by(instances.c.started_at_ms.desc(), instances.c.id.desc())
-    rows = await conn.execute(query.limit(limit).offset(offset))
-    return [_instance(row) for row in rows]
+    listed = await conn.execute(query.limit(limit).offset(offset))
+    return [_instance(row) for row in listed]
 
 
 async def counts_by_status(

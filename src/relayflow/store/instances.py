@@ -44,6 +44,7 @@ from relayflow.engine.state import (
 )
 from relayflow.store.direct import hot
 from relayflow.store.tables import (
+    instance_contacts,
     instance_events,
     instances,
     parked_events,
@@ -112,6 +113,7 @@ _MAX_SEQ = hot(
 _INSERT_POINTERS = hot(insert(pointers))
 _INSERT_INSTANCES = hot(insert(instances))
 _INSERT_EVENTS = hot(insert(instance_events))
+_INSERT_CONTACTS = hot(insert(instance_contacts))
 _UPDATE_POINTER = hot(
     update(pointers)
     .where(pointers.c.id == bindparam("pointer_id"))
@@ -175,6 +177,7 @@ class NewInstance:
     entry_step: str
     first_pointer_id: str
     now_ms: int
+    contacts: tuple[str, ...] = ()  # who the instance is about (engine/contacts.py)
 
 
 async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) -> None:
@@ -221,6 +224,13 @@ async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) ->
             for item in new
         ],
     )
+    contacts = [
+        {"account_id": item.account_id, "contact": contact, "instance_id": item.id}
+        for item in new
+        for contact in item.contacts
+    ]
+    if contacts:
+        await conn.execute(_INSERT_CONTACTS, contacts)
 
 
 # --- claiming and loading --------------------------------------------------------------------

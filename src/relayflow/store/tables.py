@@ -293,3 +293,17 @@ console_sessions = Table(
     Column("expires_at_ms", BigInteger, nullable=False),
     Index("ix_console_sessions_expires_at_ms", "expires_at_ms"),
 )
+
+# The customers an instance is about (phone digits, chat user ids from its start data): the
+# console's `contact` filter looks them up instead of searching every instance's data.
+instance_contacts = Table(
+    "instance_contacts",
+    metadata,
+    Column("account_id", String(100), nullable=False),
+    Column("contact", String(100), nullable=False),
+    Column(
+        "instance_id", String(24), ForeignKey("instances.id", ondelete="CASCADE"), nullable=False
+    ),
+    PrimaryKeyConstraint("account_id", "contact", "instance_id"),
+    Index("ix_instance_contacts_instance", "instance_id"),
+)
