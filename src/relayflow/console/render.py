@@ -30,23 +30,19 @@ HERE = Path(__file__).parent
 MAX_FORM_FIELD = 1024 * 1024  # the largest definition the API accepts
 
 
-def pager(params: Mapping[str, str], value: int, name: str = "offset") -> str:
-    """This page's query string with `name` set to `value` (filters kept)."""
-    return urlencode({**dict(params), name: str(max(0, value))})
-
-
-def without(params: Mapping[str, str], name: str) -> str:
-    return urlencode({key: item for key, item in dict(params).items() if key != name})
-
-
 def query(params: Mapping[str, str], **changes: object) -> str:
     """This page's query string with `changes` applied (a None value removes the key)."""
-    merged = {**dict(params), **{k: str(v) for k, v in changes.items() if v is not None}}
-    return urlencode({k: v for k, v in merged.items() if changes.get(k, "") is not None})
+    merged = dict(params)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = str(value)
+    return urlencode(merged)
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
-templates.env.filters.update(when=when, pager=pager, without=without, query=query)
+templates.env.filters.update(when=when, query=query)
 templates.env.globals["duration"] = duration
 templates.env.autoescape = True  # every template, whatever its name
 

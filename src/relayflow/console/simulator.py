@@ -14,6 +14,7 @@ from relayflow.clock import iso_from_ms
 from relayflow.console.render import context_of, json_of, render, session_of
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.services.inputs import Dtmf, InboundChat, InboundSms, parse_input
+from relayflow.services.sandbox import is_capture_call, sent_text
 from relayflow.store.messages import MessageRow
 
 OUTBOX_LIMIT = 100
@@ -75,26 +76,14 @@ async def outbox(request: Request) -> Response:
 
 def _bubble(row: MessageRow) -> dict[str, Any]:
     request = row.request or {}
-    text: Any = request.get("text")
-    prompt = None
-    capture = False
-    if row.channel == "chatapps":
-        content = request.get("content")
-        text = content.get("text") if isinstance(content, dict) else None
-    elif row.channel == "voice":
-        for action in request.get("callflow") or []:
-            params = action.get("params") if isinstance(action, dict) else None
-            if isinstance(params, dict):
-                prompt = params.get("text") or prompt
-                capture = capture or action.get("action") == "say&capture"
-        text = prompt
+    text = sent_text(row.channel, request)
     return {
         "id": row.id,
         "channel": row.channel,
         "to": row.recipient,
         "text": text if isinstance(text, str) else json.dumps(text),
         "status": row.status,
-        "capture": capture,
+        "capture": row.channel == "voice" and is_capture_call(request),
         "clientRequestId": row.client_message_id,
         "workflowId": row.instance_id,
         "stepLogId": row.pointer_id,

@@ -23,6 +23,7 @@ from relayflow.console.render import context_of, json_of, session_of
 from relayflow.console.views import definition_body
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.services.inputs import Dtmf, InboundChat, InboundSms, parse_input
+from relayflow.services.sandbox import is_capture_call
 from relayflow.testing import FlowTestError
 from relayflow.testing.checks import Checker
 from relayflow.testing.mockspec import check_mocks
@@ -193,14 +194,10 @@ def _state(recorded: RecordedSession, new: list[dict[str, Any]]) -> Response:
 
 
 def _bubble(message: dict[str, Any]) -> dict[str, Any]:
-    request = message.get("request") or {}
-    actions = request.get("callflow") or []
-    capture = any(isinstance(a, dict) and a.get("action") == "say&capture" for a in actions)
+    text = message["text"]
     return {
         "channel": message["channel"],
         "to": message["to"],
-        "text": message["text"]
-        if isinstance(message["text"], str)
-        else json.dumps(message["text"]),
-        "capture": capture,
+        "text": text if isinstance(text, str) else json.dumps(text),
+        "capture": is_capture_call(message.get("request") or {}),
     }

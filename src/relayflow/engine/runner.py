@@ -102,6 +102,14 @@ def successor_id(predecessor_id: str, step_id: str, index: int) -> str:
 Checkpoint = Callable[[InstanceState], Awaitable[None]]
 
 
+def _retry_over(pointer: PointerState) -> None:
+    """The step ended: its retry log keeps the attempts and last error, not what was pending."""
+    retry = pointer.state.get("retry")
+    if retry is not None:
+        retry.pop("nextAttemptAt", None)
+        retry.pop("final", None)
+
+
 class Runner:
     def __init__(
         self,
@@ -284,12 +292,10 @@ class Runner:
         last_error = info.get("lastError") or retry.message
         attempts = f"(after {pointer.attempt} attempts)"
         if next_at is not None and retry.not_after_ms is not None and next_at >= retry.not_after_ms:
-            info.pop("nextAttemptAt", None)
             self._fault(state, pointer, f"{retry.expired}; last error: {last_error} {attempts}")
             return
         if next_at is None:
-            info.pop("nextAttemptAt", None)
-            final = info.pop("final", None)
+            final = info.get("final")
             if final is not None:
                 pointer.state["result"] = final
                 await self._complete(state, plan, node, pointer, {**inputs, **final}, COMPLETE)
@@ -360,9 +366,7 @@ class Runner:
         pointer.completed_at_ms = now
         pointer.wake_at_ms = None
         pointer.state.pop("container", None)
-        if "retry" in pointer.state:
-            pointer.state["retry"].pop("nextAttemptAt", None)
-            pointer.state["retry"].pop("final", None)
+        _retry_over(pointer)
         state.record("step_completed", node.id, now, {"status": pointer.status, "next": targets})
         for index, target in enumerate(targets):
             state.add_pointer(successor_id(pointer.id, target, index), target, pointer.parent_id)
@@ -372,9 +376,7 @@ class Runner:
         now = self._clock.now_ms()
         pointer.status, pointer.completed_at_ms, pointer.dirty = FAILED, now, True
         pointer.wake_at_ms = None
-        if "retry" in pointer.state:
-            pointer.state["retry"].pop("nextAttemptAt", None)
-            pointer.state["retry"].pop("final", None)
+        _retry_over(pointer)
         state.errors.append((pointer.step_id, message, now))
         state.record("step_failed", pointer.step_id, now, {"message": message})
         for other in state.active_pointers():

@@ -14,6 +14,27 @@ from relayflow.store.database import Database
 from relayflow.store.messages import MessageRow
 
 
+def sent_text(channel: str, request: dict[str, Any]) -> Any:
+    """What the customer reads or hears of a sent message (the body 8x8's API received): the
+    SMS text, the chat `content.text`, or the first voice prompt."""
+    if channel == "chatapps":
+        content = request.get("content")
+        return content.get("text") if isinstance(content, dict) else None
+    if channel == "voice":
+        for action in request.get("callflow") or []:
+            params = action.get("params") if isinstance(action, dict) else None
+            if isinstance(params, dict) and params.get("text") is not None:
+                return params["text"]
+        return None
+    return request.get("text")
+
+
+def is_capture_call(request: dict[str, Any]) -> bool:
+    """A voice call that waits for keys (`say&capture`): what DTMF answers."""
+    actions = request.get("callflow") or []
+    return any(isinstance(a, dict) and a.get("action") == "say&capture" for a in actions)
+
+
 def sms_event(
     umid: str, sender: str, recipient: str, text: str, sub_account_id: str | None, now_ms: int
 ) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from relayflow.ids import ids_from
 from relayflow.model.timespan import parse_timespan
 from relayflow.runtime import Runtime
 from relayflow.services.accounts import AccountError
+from relayflow.services.sandbox import is_capture_call, sent_text
 from relayflow.store.database import Database
 from relayflow.store.messages import MessageRow
 from relayflow.testing.mocks import (
@@ -291,8 +292,7 @@ class FlowEnvironment:
         for message in reversed(self._messages):
             if message.channel != "voice" or (to and message.recipient != to):
                 continue
-            actions = (message.request or {}).get("callflow") or []
-            if any(isinstance(a, dict) and a.get("action") == "say&capture" for a in actions):
+            if is_capture_call(message.request or {}):
                 return message
         return None
 
@@ -328,21 +328,10 @@ class FlowEnvironment:
 def outbox_entry(row: MessageRow) -> dict[str, Any]:
     """A sent message as flow tests see it: channel, to, text, subAccountId, request."""
     request = row.request or {}
-    text: Any = request.get("text")
-    if row.channel == "chatapps":
-        content = request.get("content")
-        text = content.get("text") if isinstance(content, dict) else None
-    elif row.channel == "voice":
-        text = None
-        for action in request.get("callflow") or []:
-            params = action.get("params") if isinstance(action, dict) else None
-            if isinstance(params, dict) and params.get("text") is not None:
-                text = params["text"]
-                break
     return {
         "channel": row.channel,
         "to": row.recipient,
-        "text": text,
+        "text": sent_text(row.channel, request),
         "subAccountId": row.sub_account_id,
         "request": request,
     }

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from relayflow.clock import iso_from_ms
+from relayflow.services.sandbox import is_capture_call
 from relayflow.store.instance_reads import LogRow
 from relayflow.testing.checks import Checker
 from relayflow.testing.environment import FlowTestError, parse_instant, parse_span
@@ -388,8 +389,7 @@ def message_line(message: dict[str, Any]) -> str:
     """One sent message as the customer receives it."""
     channel, to, text = message["channel"], message["to"], message["text"]
     if channel == "voice":
-        callflow = (message.get("request") or {}).get("callflow") or []
-        captures = any(isinstance(a, dict) and a.get("action") == "say&capture" for a in callflow)
+        captures = is_capture_call(message.get("request") or {})
         spoken = json.dumps(text, ensure_ascii=False) if text is not None else "(no prompt)"
         return f"← call to {to}: {spoken}" + (" (press keys with /dtmf)" if captures else "")
     if text is None:
