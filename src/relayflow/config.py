@@ -66,3 +66,18 @@ class Settings(BaseSettings):
     breaker_failure_threshold: int = Field(default=5, ge=1)
     breaker_probe_max_seconds: float = Field(default=30.0, ge=1)
     breaker_drain_rate: float = Field(default=10.0, gt=0)
+    # Prometheus /metrics of a `relayflow worker` process (serve and api answer it on their own
+    # port): None = no metrics server.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Ended instances (Complete or Terminated) older than this many days are purged with their
+    # logs, events, messages and receipts; 0 keeps everything.
+    retention_days: float = Field(default=30.0, ge=0)
+    # The worker purges this many instances per transaction, at most this often.
+    retention_batch_size: int = Field(default=200, ge=1, le=10_000)
+    retention_interval_seconds: float = Field(default=60.0, gt=0)
+    # On SIGTERM: stop taking new work, finish in-flight requests and sprints within this long,
+    # release leases, exit 0.
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+    # /readyz answers 503 when the worker loop has not come round for this long, or when work
+    # has been due and unclaimed for this long.
+    ready_max_lag_seconds: float = Field(default=30.0, gt=0)
