@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -134,12 +135,13 @@ def _until_stopped(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
         raise _fail(f"database error: {_database_message(error)}") from None
 
 
-SHUTDOWN_GRACE_S = 10
-
-
 class _Server(uvicorn.Server):
     """uvicorn's server, telling the app when a stop begins (uvicorn waits for open
-    connections before the app's own shutdown runs, so the app could not know otherwise)."""
+    connections before the app's own shutdown runs, so the app could not know otherwise).
+
+    On SIGTERM or Ctrl-C uvicorn closes its listening sockets (new connections are refused),
+    lets requests under way finish within `timeout_graceful_shutdown`, then runs the app's
+    shutdown, where the embedded worker drains (it stopped claiming at the signal already)."""
 
     def __init__(self, config: uvicorn.Config, stopping: asyncio.Event) -> None:
         super().__init__(config)
@@ -150,6 +152,10 @@ class _Server(uvicorn.Server):
         # A signal handler: set the event from the loop, not from inside whatever it interrupted.
         self._loop.call_soon_threadsafe(self._stopping.set)
         super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM:
+            # uvicorn re-raises a caught signal once it has shut down, so the process would die
+            # of SIGTERM (exit -15). A stop asked for and carried out is a success: exit 0.
+            self._captured_signals.remove(sig)
 
 
 def _serve_http(settings: Settings, database: Database, *, run_worker: bool) -> None:
@@ -170,8 +176,9 @@ def _serve_http(settings: Settings, database: Database, *, run_worker: bool) -> 
             log_level=settings.log_level,
             access_log=False,
             lifespan="on",
-            # Open connections (a console page's live stream) delay a stop at most this long.
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+            # Requests under way (and a console page's live stream, which ends at once on
+            # `stopping`) delay a stop at most this long.
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         )
         typer.echo(f"relayflow listening on http://{settings.host}:{settings.port} (docs at /docs)")
         await _Server(config, context.stopping).serve()
@@ -205,7 +212,8 @@ def api(
 
 @app.command()
 def worker(db: DbOption = DEFAULT_DATABASE_URL, log_level: LogOption = "info") -> None:
-    """Run the engine only: claim and run workflow instances until SIGTERM / Ctrl-C."""
+    """Run the engine only: claim and run workflow instances until SIGTERM / Ctrl-C, then let
+    sprints under way finish (RELAYFLOW_SHUTDOWN_GRACE_SECONDS), release leases, exit 0."""
     settings, database = _start(db, log_level)
 
     async def main() -> None:

@@ -97,13 +97,15 @@ class Runtime:
         )
 
     async def run_worker(self, stop: asyncio.Event) -> None:
+        """Run this process's worker until `stop`; sprints under way then get
+        `RELAYFLOW_SHUTDOWN_GRACE_SECONDS` and the worker's leases are released (worker.py)."""
         listener = (
             PostgresListener(self.db.url, self.worker.wake) if not self.db.is_sqlite else None
         )
         if listener is not None:
             await listener.start()
         try:
-            await self.worker.run_forever(stop)
+            await self.worker.run_forever(stop, grace_s=self.settings.shutdown_grace_seconds)
         finally:
             if listener is not None:
                 await listener.stop()

@@ -61,9 +61,14 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         worker = asyncio.create_task(context.run_worker(stop)) if run_worker else None
+        # uvicorn lets open requests finish before the lifespan ends: the worker stops claiming
+        # as soon as the process starts stopping, and drains alongside the requests.
+        stopping = asyncio.create_task(context.stopping.wait())
+        stopping.add_done_callback(lambda _: stop.set())
         try:
             yield
         finally:
+            stopping.cancel()
             stop.set()
             if worker is not None:
                 await worker

@@ -4,6 +4,11 @@ Several worker processes may share one PostgreSQL database: the claim uses
 `FOR UPDATE SKIP LOCKED`, so an instance is run by one worker at a time, and an expired lease
 (a dead worker) is simply claimed again. On SQLite the claim is one `BEGIN IMMEDIATE`
 transaction. Wake-ups come from the router (in-process), PostgreSQL `NOTIFY`, or polling.
+
+Stopping (SIGTERM, `run_forever`'s `stop`): nothing more is claimed, sprints under way may
+finish within the grace period and are then cancelled, and the worker releases every lease it
+still holds in one statement, so that another worker takes its instances over at once instead
+of after the lease timeout. Why a cancelled sprint is safe to run again is in `_shut_down`.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -39,6 +45,9 @@ class WorkerSettings:
     batch_size: int = 32
     concurrency: int = 32
     poll_interval_s: float = 0.25
+    # How long a stop lets sprints under way finish before cancelling them
+    # (RELAYFLOW_SHUTDOWN_GRACE_SECONDS).
+    shutdown_grace_s: float = 20.0
 
 
 class PlanLoader:
@@ -102,6 +111,13 @@ class Worker:
         self._plans = PlanLoader(db)
         self._wake = asyncio.Event()
         self._limit = asyncio.Semaphore(self._settings.concurrency)
+        self._stop: asyncio.Event | None = None  # run_forever's: set once the worker stops
+        self._running: set[str] = set()  # instances whose sprint has started and not ended
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was asked for: no sprint starts any more."""
+        return self._stop is not None and self._stop.is_set()
 
     def wake(self) -> None:
         """Work was added (by this process's router): look now instead of at the next poll."""
@@ -136,7 +152,9 @@ class Worker:
             log.info("dead_leases_released", owners=dead, instances=released)
         return released
 
-    async def run_forever(self, stop: asyncio.Event) -> None:
+    async def run_forever(self, stop: asyncio.Event, *, grace_s: float | None = None) -> None:
+        """Claim and run due instances until `stop` is set, then stop gracefully (see
+        `_shut_down`); `grace_s` overrides `WorkerSettings.shutdown_grace_s`."""
         log.info("worker_started", owner=self.owner)
         if self._settings.lease_ms < MIN_SAFE_LEASE_MS:
             log.warning(
@@ -145,27 +163,96 @@ class Worker:
                 detail="shorter than the slowest side effect (30 s HTTP timeout): another worker "
                 "may repeat a call still in progress",
             )
+        self._stop = stop
         try:
             await self.release_dead_local_leases()
         except Exception:  # an optimisation: never a reason not to start
             log.exception("lease_recovery_failed")
-        while not stop.is_set():
-            try:
-                processed = await self.run_once()
-            except Exception:  # the database may be restarting: keep the worker alive
-                log.exception("claim_failed", owner=self.owner)
-                processed = 0
-                await asyncio.sleep(1)
-            if processed:
-                continue
-            self._wake.clear()
-            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
-            await asyncio.wait(
-                waiters, timeout=await self._idle_timeout(), return_when=asyncio.FIRST_COMPLETED
-            )
-            for waiter in waiters:
+        stopped = asyncio.ensure_future(stop.wait())
+        in_flight: asyncio.Future[int] | None = None
+        try:
+            while not stop.is_set():
+                in_flight = asyncio.ensure_future(self.run_once())
+                # A stop must not wait for the round: its sprints get the grace period only.
+                await asyncio.wait({in_flight, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not in_flight.done():
+                    break
+                round_, in_flight = in_flight, None
+                try:
+                    processed = round_.result()
+                except Exception:  # the database may be restarting: keep the worker alive
+                    log.exception("claim_failed", owner=self.owner)
+                    await asyncio.wait({stopped}, timeout=1)
+                    continue
+                if processed:
+                    continue
+                self._wake.clear()
+                waiter = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait(
+                    {waiter, stopped},
+                    timeout=await self._idle_timeout(),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
                 waiter.cancel()
-        log.info("worker_stopped", owner=self.owner)
+        finally:
+            stopped.cancel()
+        grace = self._settings.shutdown_grace_s if grace_s is None else grace_s
+        await self._shut_down(in_flight, grace)
+
+    async def _shut_down(self, in_flight: asyncio.Future[int] | None, grace_s: float) -> None:
+        """Let the round under way finish within `grace_s`, cancel what still runs, then
+        release every lease this worker holds.
+
+        Instances claimed but not started yet are not started (`_guarded` checks `stopping`).
+
+        Why a cancelled sprint is safe: cancelling is a crash of that one sprint at an `await`,
+        except that the lease is released at once instead of expiring. Nothing of the sprint
+        after its last committed write is kept; whoever takes the instance over re-runs from
+        there. Pure steps are simply run again. A messaging send is recorded keyed by the step
+        execution before the call and answered after it (channels/sandbox.py records request and
+        answer in one transaction; channels/eightbyeight records `sending`, then the answer),
+        so a send whose answer was recorded is never made again: the re-run gets the recorded
+        answer. An HttpRequest is preceded by a checkpoint (attempt counted, pointer `Running`
+        and due), so it is re-run with the same inputs. What is left is a call cancelled while
+        its request was out and its answer not yet recorded: like a call that timed out, it may
+        be repeated (8x8 with the same `clientMessageId`). Cancelling only after the grace
+        period keeps that to calls that were already hanging longer than the grace; a sprint is
+        never cancelled before the grace period is over.
+        """
+        stopping_at = time.monotonic()
+        if in_flight is not None:
+            running = len(self._running)
+            log.info("worker_stopping", owner=self.owner, sprints=running, grace_s=grace_s)
+            _, late = await asyncio.wait({in_flight}, timeout=grace_s)
+            if late:
+                log.warning(
+                    "sprints_cancelled",
+                    owner=self.owner,
+                    instances=sorted(self._running),
+                    detail="still running when the shutdown grace period ended",
+                )
+                in_flight.cancel()
+                await asyncio.wait({in_flight})  # cancelled sprints end before leases go
+            if not in_flight.cancelled() and in_flight.exception() is not None:
+                log.error("claim_failed", owner=self.owner, error=repr(in_flight.exception()))
+        released = await self.release_own_leases()
+        log.info(
+            "worker_stopped",
+            owner=self.owner,
+            leases_released=released,
+            stop_s=round(time.monotonic() - stopping_at, 3),
+        )
+
+    async def release_own_leases(self) -> int | None:
+        """Release every lease this worker holds (one statement): its instances are free for
+        another worker at once. None when the database could not be reached (the leases then
+        expire as after a crash)."""
+        try:
+            async with self._db.transaction() as conn:
+                return await instance_store.release_leases_of(conn, [self.owner])
+        except Exception:
+            log.exception("lease_release_failed", owner=self.owner)
+            return None
 
     async def next_due_ms(self) -> int | None:
         """When the next unleased runnable instance is due (a virtual clock steps to it)."""
@@ -186,6 +273,9 @@ class Worker:
 
     async def _guarded(self, instance_id: str) -> None:
         async with self._limit:
+            if self.stopping:
+                return  # claimed but not started: `_shut_down` releases its lease
+            self._running.add(instance_id)
             try:
                 await self.process(instance_id)
             except LeaseLost:
@@ -193,6 +283,8 @@ class Worker:
             except Exception:
                 # The lease expires and another attempt follows; never lose the worker.
                 log.exception("sprint_failed", instance=instance_id, owner=self.owner)
+            finally:
+                self._running.discard(instance_id)
 
     async def process(self, instance_id: str) -> None:
         now = self._clock.now_ms()
@@ -210,7 +302,9 @@ class Worker:
         plan = await self._plans.get(state.account_id, state.definition_id, state.version)
         while True:
             await self._runner.advance(state, plan, self._checkpoint)
-            if not await self._save(state, release=True):
+            # A parked event handed over keeps the lease to run on; a stopping worker leaves
+            # it to the next one (`_shut_down` releases the lease).
+            if not await self._save(state, release=True) or self.stopping:
                 return
 
     async def _checkpoint(self, state: InstanceState) -> None:
