@@ -217,3 +217,10 @@ class WorkflowErrorOut(BaseModel):
     step: str
     message: str
     errorTime: str
+
+
+class BulkResultOut(BaseModel):
+    action: str = Field(description="suspend, resume or terminate.")
+    matched: int = Field(description="Instances matching the filters.")
+    changed: int = Field(description="Instances the action changed.")
+    skipped: int = Field(description="Matching instances in a status the action does not fit.")

@@ -11,16 +11,19 @@ from starlette.responses import Response
 from relayflow.api.auth import authorized_account
 from relayflow.api.context import context_of
 from relayflow.api.params import (
+    body_schema,
     check_definition_id,
     iso_to_ms,
     json_body,
     limit_param,
+    model_body,
     offset_param,
     version_param,
 )
 from relayflow.api.responses import FastJSONResponse
 from relayflow.api.shapes import (
     ERROR_RESPONSES,
+    BulkResultOut,
     ErrorOut,
     WorkflowErrorOut,
     WorkflowInstanceOut,
@@ -31,6 +34,7 @@ from relayflow.api.shapes import (
 )
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.services.instances import check_workflow_id
+from relayflow.services.operations import BulkActionInput, OperatorActions
 
 router = APIRouter(
     prefix="/api/v1/accounts/{accountId}/definitions/{definitionId}/workflows",
@@ -106,6 +110,41 @@ async def start_instance(
     )
 
 
+@router.post(
+    "/bulk",
+    operation_id="bulk-workflow-instances",
+    summary="Suspend, resume or terminate every instance matching the filters "
+    "(relayflow extension)",
+    description="The body holds `action` and the instance list's filters (`status`, `version` "
+    '(a number, `"all"`, or omitted for the latest), `startTimeFrom`, `startTimeTo`, '
+    "`contact`); unknown keys are refused. Instances are changed in batches of 100, one "
+    "transaction per batch; `skipped` counts matching instances whose status the action does "
+    "not fit.",
+    response_model=BulkResultOut,
+    responses=NOT_FOUND,
+    openapi_extra=body_schema(BulkActionInput),
+)
+async def bulk_action(
+    request: Request,
+    definitionId: str,
+    account_id: str = Depends(authorized_account),
+) -> Response:
+    definition_id = check_definition_id(definitionId)
+    body = await model_body(request, BulkActionInput)
+    context = context_of(request)
+    result = await OperatorActions(context.db, context.clock, context.router).bulk(
+        account_id, definition_id, body.action, body.filters()
+    )
+    return FastJSONResponse(
+        {
+            "action": body.action,
+            "matched": result.matched,
+            "changed": result.changed,
+            "skipped": result.skipped,
+        }
+    )
+
+
 @router.get(
     "/{workflowId}",
     operation_id="get-instance-status",
@@ -168,6 +207,37 @@ async def control_instance(
         account_id, definition_id, workflow_id, command.lower()
     )
     return Response(status_code=200)
+
+
+@router.post(
+    "/{workflowId}/retry",
+    operation_id="retry-workflow-instance",
+    summary="Re-run a failed workflow instance from its failed step (relayflow extension)",
+    description="For an instance that a failed step terminated: a fresh execution of that "
+    "step, keeping the instance's data (the failed execution stays in the log). "
+    "`version=latest` moves the instance to the newest version, if the step is there in the "
+    "same place. Other instances: 400 (1310).",
+    response_model=WorkflowInstanceOut,
+    responses=NOT_FOUND,
+)
+async def retry_instance(
+    request: Request,
+    definitionId: str,
+    workflowId: str,
+    account_id: str = Depends(authorized_account),
+    version: Literal["same", "latest"] = Query(
+        "same", description="`same` (default): the instance's version; `latest`: the newest."
+    ),
+) -> Response:
+    context = context_of(request)
+    instance = await OperatorActions(context.db, context.clock, context.router).retry(
+        account_id,
+        check_definition_id(definitionId),
+        check_workflow_id(workflowId),
+        to_latest=version == "latest",
+        by="api",
+    )
+    return FastJSONResponse(instance_json(instance))
 
 
 @router.get(
