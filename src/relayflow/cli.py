@@ -29,6 +29,13 @@ from relayflow.jsonbody import JsonBodyError, parse_json_object
 from relayflow.logs import configure_logging
 from relayflow.model.validation import validate_definition_input
 from relayflow.services.accounts import PROVIDERS, AccountError, AccountService
+from relayflow.services.retention import (
+    PurgeReport,
+    RetentionError,
+    RetentionService,
+    parse_age,
+)
+from relayflow.store.backup import BackupError, backup_sqlite
 from relayflow.store.database import Database, DatabaseUrlError
 from relayflow.testing.command import run_command as run_flow_tests
 from relayflow.testing.simulate import run_simulation
@@ -241,6 +248,54 @@ def db_upgrade(db: DbOption = DEFAULT_DATABASE_URL) -> None:
 
     _run(db, noop)
     typer.echo("database is up to date")
+
+
+@db_app.command("purge")
+def db_purge(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Purge what ended longer ago than this: 30d, 12h or 30 (days)."
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be removed; change nothing.")
+    ] = False,
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """Purge Complete and Terminated instances that ended before --older-than, with their
+    logs, events, messages and receipts (Runnable and Suspended instances are always kept)."""
+    try:
+        age_ms = parse_age(older_than)
+    except RetentionError as error:
+        raise _fail(f"--older-than: {error}") from None
+    settings = Settings()
+
+    def purge(database: Database) -> Awaitable[PurgeReport]:
+        service = RetentionService.from_settings(database, SystemClock(), settings)
+        return service.purge(age_ms, dry_run=dry_run)
+
+    report = _run(db, purge)
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"ended before {iso_from_ms(report.cutoff_ms)}: {verb}")
+    for table, count in report.removed.items():
+        typer.echo(f"  {table:<18} {count}")
+    if report.pages_reclaimed:
+        typer.echo(f"reclaimed {report.pages_reclaimed} free pages (incremental vacuum)")
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write the copy (new).")],
+    db: DbOption = DEFAULT_DATABASE_URL,
+) -> None:
+    """Copy a live SQLite database consistently (SQLite's online backup) while `serve` runs;
+    for PostgreSQL use pg_dump."""
+    try:
+        result = _run(db, lambda database: backup_sqlite(database, file), migrate=False)
+    except BackupError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"backed up {result.pages} pages ({result.bytes} bytes) to {result.path}")
 
 
 @accounts_app.command("create")

@@ -13,8 +13,9 @@ one writer; WAL lets readers go on); readers use deferred transactions. Users wr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -268,6 +269,20 @@ class Database:
         with self._sqlite.connect() as reader, _begin(reader, "BEGIN"):
             yield cast(AsyncConnection, InlineConnection(reader, self._plans))
 
+    @contextmanager
+    def sqlite_driver_connection(self) -> Iterator[sqlite3.Connection]:
+        """A pooled reader's own `sqlite3.Connection`, for what SQLAlchemy does not wrap (the
+        online backup API). Not the writer: using it never joins or holds up a commit group."""
+        if self._sqlite is None:
+            raise TypeError("not a SQLite database")
+        raw = self._sqlite.raw_connection()
+        try:
+            driver = raw.driver_connection
+            assert isinstance(driver, sqlite3.Connection)
+            yield driver
+        finally:
+            raw.close()
+
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (safe to call from several processes)."""
         if self._postgres is not None:
@@ -300,6 +315,12 @@ def _configure_sqlite(engine: Engine) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+            # A new, empty file: before WAL and before the first table is the only moment
+            # SQLite takes this (an existing database keeps its mode until a one-off VACUUM;
+            # setting it there would even wait for the write lock). Lets retention hand purged
+            # pages back to the file system with `PRAGMA incremental_vacuum`.
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         for pragma in (
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
     true,
 )
 
@@ -109,6 +110,22 @@ instances = Table(
     # Instances per definition and status (the console's definitions list) from the index
     # alone, without reading 100,000 rows.
     Index("ix_instances_status_counts", "account_id", "definition_id", "status"),
+    # Retention (store/retention.py) finds ended instances by age through these partial
+    # indexes: written only when an instance ends, never on the hot path's status changes.
+    # Terminated instances keep completed_at_ms NULL (8x8's completedAt), so their age is
+    # bounded by started_at_ms and checked on their last event.
+    Index(
+        "ix_instances_complete_age",
+        "completed_at_ms",
+        sqlite_where=text("status = 'Complete'"),
+        postgresql_where=text("status = 'Complete'"),
+    ),
+    Index(
+        "ix_instances_terminated_age",
+        "started_at_ms",
+        sqlite_where=text("status = 'Terminated'"),
+        postgresql_where=text("status = 'Terminated'"),
+    ),
 )
 
 # One row per step activation (Workflow Core's execution pointer); also 8x8's step log entry.
