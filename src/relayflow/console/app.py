@@ -52,6 +52,7 @@ def create_console(context: Runtime) -> Starlette:
         Route(DEFINITION + "/delete", pages.delete_definition, methods=["POST"]),
         Route(DEFINITION + "/versions", pages.versions),
         Route(DEFINITION + "/workflows", pages.workflows),
+        Route(DEFINITION + "/workflows/bulk", pages.bulk, methods=["GET", "POST"]),
         Route(WORKFLOW, pages.workflow),
         Route(WORKFLOW + "/live", pages.live),
         Route(WORKFLOW + "/{command:str}", pages.workflow_command, methods=["POST"]),

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -30,6 +31,7 @@ from relayflow.console.views import (
 )
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.services.instances import check_workflow_id
+from relayflow.services.operations import APPLIES_TO, InstanceFilter, OperatorActions
 from relayflow.store.definitions import DefinitionRow
 
 LIST_LIMIT = 500
@@ -221,24 +223,20 @@ async def workflows(request: Request) -> Response:
     query = request.query_params
     context = context_of(request)
     _, rows = await _version(request, session.account_id, definition_id, None)
-    status = query.get("status") or None
-    if status is not None and status not in INSTANCE_STATUSES:
-        raise FilterError(f"status must be one of {', '.join(INSTANCE_STATUSES)}.")
-    all_versions = query.get("version") == "all"
-    version = None if all_versions else parse_int("version", query.get("version"), low=1)
+    filters = _instance_filter(query)
     offset = parse_int("offset", query.get("offset"), high=10**7) or 0
     before = parse_cursor(query.get("before"))
     found = await context.instances.list_instances(
         session.account_id,
         definition_id,
-        version=version,
-        status=status,
-        started_from_ms=parse_time("startTimeFrom", query.get("startTimeFrom")),
-        started_to_ms=parse_time("startTimeTo", query.get("startTimeTo")),
+        version=filters.version,
+        status=filters.status,
+        started_from_ms=filters.started_from_ms,
+        started_to_ms=filters.started_to_ms,
         limit=INSTANCE_PAGE + 1,
         offset=offset,
-        all_versions=all_versions,
-        contact=contact_needle(query.get("contact")),
+        all_versions=filters.all_versions,
+        contact=filters.contact,
         before=before,
     )
     shown = found[:INSTANCE_PAGE]
@@ -256,10 +254,92 @@ async def workflows(request: Request) -> Response:
         page=INSTANCE_PAGE,
         filters={key: query.get(key, "") for key in _FILTERS},
         statuses=INSTANCE_STATUSES,
+        bulk_done=_bulk_notice(query),
     )
 
 
 _FILTERS = ("status", "version", "startTimeFrom", "startTimeTo", "contact")
+BULK_LABELS = {"suspend": "Suspend", "resume": "Resume", "terminate": "Terminate"}
+
+
+def _instance_filter(query: Mapping[str, str]) -> InstanceFilter:
+    """The instance list's query-string filters (400 page for a bad one)."""
+    status = query.get("status") or None
+    if status is not None and status not in INSTANCE_STATUSES:
+        raise FilterError(f"status must be one of {', '.join(INSTANCE_STATUSES)}.")
+    all_versions = query.get("version") == "all"
+    return InstanceFilter(
+        version=None if all_versions else parse_int("version", query.get("version"), low=1),
+        all_versions=all_versions,
+        status=status,
+        started_from_ms=parse_time("startTimeFrom", query.get("startTimeFrom")),
+        started_to_ms=parse_time("startTimeTo", query.get("startTimeTo")),
+        contact=contact_needle(query.get("contact")),
+    )
+
+
+def _bulk_action(value: object) -> str:
+    if value not in BULK_LABELS:
+        raise FilterError(f"action must be one of {', '.join(BULK_LABELS)}.")
+    return str(value)
+
+
+def _bulk_notice(query: Mapping[str, str]) -> str | None:
+    """The list's message after a bulk action (the redirect carries its counts)."""
+    action = query.get("done")
+    if action not in BULK_LABELS:
+        return None
+    changed = parse_int("changed", query.get("changed")) or 0
+    skipped = parse_int("skipped", query.get("skipped")) or 0
+    return f"{BULK_LABELS[action]}: {changed} changed, {skipped} skipped (status did not fit)."
+
+
+async def bulk(request: Request) -> Response:
+    """Bulk suspend / resume / terminate of every instance matching the list's filters: GET
+    shows how many the action will change (the confirmation), the POSTed form applies it."""
+    session = await session_of(request)
+    definition_id = request.path_params["definition_id"]
+    context = context_of(request)
+    actions = OperatorActions(context.db, context.clock, context.router)
+    _, rows = await _version(request, session.account_id, definition_id, None)
+    if request.method == "POST":
+        form = await form_of(request, session)
+        fields = {key: str(form.get(key, "")) for key in _FILTERS}
+        action = _bulk_action(form.get("action"))
+        result = await actions.bulk(
+            session.account_id, definition_id, action, _instance_filter(fields)
+        )
+        done = urlencode(
+            {
+                **{key: value for key, value in fields.items() if value},
+                "done": action,
+                "changed": result.changed,
+                "skipped": result.skipped,
+            }
+        )
+        return RedirectResponse(
+            f"/console/definitions/{definition_id}/workflows?{done}", status_code=303
+        )
+    query = request.query_params
+    action = _bulk_action(query.get("action"))
+    preview = await actions.preview(
+        session.account_id, definition_id, action, _instance_filter(query)
+    )
+    filters = {key: query.get(key, "") for key in _FILTERS}
+    return render(
+        request,
+        "workflows_bulk.html",
+        session,
+        latest=rows[0],
+        versions=rows,
+        action=action,
+        label=BULK_LABELS[action],
+        past={"suspend": "suspended", "resume": "resumed", "terminate": "terminated"}[action],
+        applies_to=APPLIES_TO[action],
+        preview=preview,
+        filters=filters,
+        back=urlencode({key: value for key, value in filters.items() if value}),
+    )
 
 
 async def workflow(request: Request) -> Response:
@@ -289,6 +369,9 @@ async def workflow(request: Request) -> Response:
     sent = await context.messages.for_steps(account, [log.id for log in logs])
     svg = render_svg(layout(row.steps), counts=counts, taken=taken)
     progress = await context.instances.progress(account, definition_id, workflow_id)
+    actions = OperatorActions(context.db, context.clock, context.router)
+    retryable = await actions.retryable(account, definition_id, workflow_id)
+    latest = await _version(request, account, definition_id, None) if retryable else None
     return render(
         request,
         "workflow.html",
@@ -310,6 +393,8 @@ async def workflow(request: Request) -> Response:
         data_text=pretty(instance.data),
         pretty=pretty,
         progress=progress_mark(progress),
+        retryable=retryable,
+        latest_version=latest[0].version if latest else None,
     )
 
 
@@ -318,10 +403,22 @@ async def workflow_command(request: Request) -> Response:
     definition_id = request.path_params["definition_id"]
     workflow_id = check_workflow_id(request.path_params["workflow_id"])
     command = request.path_params["command"]
-    await form_of(request, session)
+    form = await form_of(request, session)
     instances = context_of(request).instances
     if command == "skip-waits":
         await instances.skip_waits(session.account_id, definition_id, workflow_id)
+    elif command == "retry":
+        version = form.get("version", "same")
+        if version not in ("same", "latest"):
+            raise ApiError(ErrorCode.INVALID_PARAMETER, "version must be same or latest.")
+        context = context_of(request)
+        await OperatorActions(context.db, context.clock, context.router).retry(
+            session.account_id,
+            definition_id,
+            workflow_id,
+            to_latest=version == "latest",
+            by="console",
+        )
     elif command in ("suspend", "resume", "terminate"):
         await instances.control(session.account_id, definition_id, workflow_id, command)
     else:

@@ -181,6 +181,16 @@ class OperatorActions:
             raise workflow_not_found(workflow_id)
         return reopened
 
+    async def retryable(self, account_id: str, definition_id: str, workflow_id: str) -> bool:
+        """Whether `retry` would accept the instance now (the console shows its button)."""
+        async with self._db.read() as conn:
+            instance = await instance_reads.get_instance(
+                conn, account_id, definition_id, workflow_id
+            )
+            if instance is None:
+                return False
+            return await operation_store.failed_step(conn, workflow_id, lock=False) is not None
+
     async def bulk(
         self, account_id: str, definition_id: str, action: str, filters: InstanceFilter
     ) -> BulkResult:

@@ -32,11 +32,17 @@ class FailedStep:
     container_step_ids: tuple[str, ...]
 
 
-async def failed_step(conn: AsyncConnection, instance_id: str) -> FailedStep | None:
-    """Lock the instance; its failed step if a step's fault terminated it (and nothing
-    re-opened it since), else None (running, complete, or terminated by a user)."""
-    locked = await lock_instance(conn, instance_id)
-    if locked is None or locked.status != TERMINATED:
+async def failed_step(
+    conn: AsyncConnection, instance_id: str, *, lock: bool = True
+) -> FailedStep | None:
+    """Its failed step if a step's fault terminated the instance (and nothing re-opened it
+    since), else None (running, complete, or terminated by a user). `lock`: lock the instance
+    for the rest of the transaction (before changing it); without, a read (what a page shows)."""
+    if lock:
+        status = getattr(await lock_instance(conn, instance_id), "status", None)
+    else:
+        status = await conn.scalar(select(instances.c.status).where(instances.c.id == instance_id))
+    if status != TERMINATED:
         return None
     last = (
         await conn.execute(
