@@ -5,9 +5,9 @@ Retry re-runs only the failed step (a fresh execution; the failed one stays in t
 whatever follows it as usual; branches that the fault cancelled beside it stay cancelled, and
 the `If` steps it ran inside run on, so the steps after them still follow.
 
-Bulk actions walk the matching instances in keyset batches of `BATCH` (one read, then one
-write transaction per batch), so no transaction ever holds the whole table; each instance
-changes through the same store functions as the single-instance commands.
+Bulk actions walk the matching instances in keyset batches of `BATCH` (one read transaction
+per batch), then change each instance in a transaction of its own through the same store
+functions as the single-instance commands: no transaction holds more than one instance.
 """
 
 from __future__ import annotations
@@ -198,14 +198,15 @@ class OperatorActions:
         matched = changed = 0
         async for rows in self._matching(account_id, definition_id, filters):
             matched += len(rows)
-            now = self._clock.now_ms()
             batch_changed = 0
-            async with self._db.transaction() as conn:
-                for row in rows:
-                    if await _apply(conn, action, row.id, now):
+            for row in rows:
+                # One transaction per instance: it holds one instance's lock at a time, so it
+                # can never deadlock with the router or a worker locking several.
+                async with self._db.transaction() as conn:
+                    if await _apply(conn, action, row.id, self._clock.now_ms()):
                         batch_changed += 1
-                if batch_changed and action == "resume":
-                    await notify_work(conn)
+                        if action == "resume":
+                            await notify_work(conn)
             changed += batch_changed
             if batch_changed and action == "resume":
                 self._router.notify_work()

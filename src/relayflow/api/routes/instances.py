@@ -117,8 +117,9 @@ async def start_instance(
     "(relayflow extension)",
     description="The body holds `action` and the instance list's filters (`status`, `version` "
     '(a number, `"all"`, or omitted for the latest), `startTimeFrom`, `startTimeTo`, '
-    "`contact`); unknown keys are refused. Instances are changed in batches of 100, one "
-    "transaction per batch; `skipped` counts matching instances whose status the action does "
+    "`contact`); unknown keys are refused. Instances are read in batches of 100 and each is "
+    "changed in its own transaction (a failure midway leaves the earlier ones changed); "
+    "`skipped` counts matching instances whose status the action does "
     "not fit.",
     response_model=BulkResultOut,
     responses=NOT_FOUND,
