@@ -8,6 +8,7 @@ import math
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import AsyncExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
@@ -21,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.api.app import create_app
 from relayflow.api.context import AppContext
+from relayflow.api.operations_server import serving_operations
 from relayflow.api.shapes import message_json
 from relayflow.clock import SystemClock, iso_from_ms
 from relayflow.config import DEFAULT_DATABASE_URL, Settings
@@ -37,6 +39,7 @@ from relayflow.services.retention import (
 )
 from relayflow.store.backup import BackupError, backup_sqlite
 from relayflow.store.database import Database, DatabaseUrlError
+from relayflow.telemetry import tracing
 from relayflow.testing.command import run_command as run_flow_tests
 from relayflow.testing.simulate import run_simulation
 
@@ -118,6 +121,10 @@ LogOption = Annotated[str, typer.Option(envvar="RELAYFLOW_LOG_LEVEL", help="debu
 
 def _start(db: str, log_level: str, **settings: Any) -> tuple[Settings, Database]:
     configure_logging(log_level)
+    try:
+        tracing.configure_from_environment("relayflow")
+    except tracing.TracingUnavailable as error:
+        raise _fail(str(error)) from None
     try:
         config = Settings(database_url=db, log_level=log_level, **settings)
         return config, Database(
@@ -218,10 +225,25 @@ def api(
 
 
 @app.command()
-def worker(db: DbOption = DEFAULT_DATABASE_URL, log_level: LogOption = "info") -> None:
+def worker(
+    db: DbOption = DEFAULT_DATABASE_URL,
+    log_level: LogOption = "info",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            envvar="RELAYFLOW_METRICS_PORT",
+            min=1,
+            max=65535,
+            help="Serve /metrics, /readyz and /healthz on this port (off by default).",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option(envvar="RELAYFLOW_HOST", help="Listen address of --metrics-port.")
+    ] = "127.0.0.1",
+) -> None:
     """Run the engine only: claim and run workflow instances until SIGTERM / Ctrl-C, then let
     sprints under way finish (RELAYFLOW_SHUTDOWN_GRACE_SECONDS), release leases, exit 0."""
-    settings, database = _start(db, log_level)
+    settings, database = _start(db, log_level, metrics_port=metrics_port, host=host)
 
     async def main() -> None:
         await database.migrate()
@@ -232,7 +254,13 @@ def worker(db: DbOption = DEFAULT_DATABASE_URL, log_level: LogOption = "info") -
             loop.add_signal_handler(signum, stop.set)
         typer.echo(f"relayflow worker {runtime.worker.owner} running")
         try:
-            await runtime.run_worker(stop)
+            async with AsyncExitStack() as stack:
+                if settings.metrics_port is not None:
+                    await stack.enter_async_context(
+                        serving_operations(runtime, settings.host, settings.metrics_port)
+                    )
+                    typer.echo(f"metrics on http://{settings.host}:{settings.metrics_port}/metrics")
+                await runtime.run_worker(stop)
         finally:
             await runtime.close()
 

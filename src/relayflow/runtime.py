@@ -23,6 +23,7 @@ from relayflow.services.accounts import AccountService
 from relayflow.services.definitions import DefinitionService
 from relayflow.services.instances import InstanceService
 from relayflow.services.messages import MessageService
+from relayflow.services.monitoring import EngineHealth, MonitoringService
 from relayflow.services.providers import ProviderService
 from relayflow.services.sandbox import SandboxService
 from relayflow.services.sessions import SessionService
@@ -95,10 +96,25 @@ class Runtime:
         self.provider_settings = ProviderService(
             self.db, self.clock, self.secretbox, self.providers
         )
+        # Set while this process runs the engine (`serve`, `worker`): readiness then checks it.
+        self.engine_task: asyncio.Task[None] | None = None
+        self.monitoring = MonitoringService(
+            self.db, self.clock, settings.ready_max_lag_seconds, self.engine_health
+        )
+
+    def engine_health(self) -> EngineHealth | None:
+        """The worker loop's health, or None when this process does not run the engine."""
+        task = self.engine_task
+        if task is None:
+            return None
+        return EngineHealth(
+            running=not task.done(), seconds_since_heartbeat=self.worker.seconds_since_heartbeat()
+        )
 
     async def run_worker(self, stop: asyncio.Event) -> None:
         """Run this process's worker until `stop`; sprints under way then get
         `RELAYFLOW_SHUTDOWN_GRACE_SECONDS` and the worker's leases are released (worker.py)."""
+        self.engine_task = asyncio.current_task()
         listener = (
             PostgresListener(self.db.url, self.worker.wake) if not self.db.is_sqlite else None
         )

@@ -15,6 +15,7 @@ from relayflow import __version__
 from relayflow.api.body_limit import BodySizeLimit
 from relayflow.api.context import AppContext
 from relayflow.api.errors import install_error_handlers
+from relayflow.api.metering import RequestMetrics
 from relayflow.api.routes import (
     definitions,
     health,
@@ -29,6 +30,7 @@ from relayflow.api.routes import (
 )
 from relayflow.console.app import create_console
 from relayflow.model.definition import DefinitionInput
+from relayflow.telemetry import tracing
 
 DESCRIPTION = """\
 relayflow implements the 8x8 CPaaS **Automation API** (`/api/v1/accounts/{accountId}/...`).
@@ -92,6 +94,9 @@ def create_app(
     app.add_middleware(
         BodySizeLimit, max_bytes=context.settings.limits.max_request_body_bytes, clock=context.clock
     )
+    # Added last, so outermost: refusals of the middleware above are counted and traced too.
+    app.add_middleware(RequestMetrics)
+    tracing.add_server_spans(app)
     # Starlette tries routes in order: the routes 8x8 and callers hit most come first (every
     # webhook used to be matched against every other route's pattern before its own).
     for module in (

@@ -28,6 +28,7 @@ from relayflow.channels.base import (
     retry_after_seconds,
 )
 from relayflow.channels.breaker import Breakers
+from relayflow.telemetry import tracing
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -144,7 +145,10 @@ class GuardedHttpClient:
         parts = urlsplit(url)  # the breaker's key: scheme, host and port, never credentials
         endpoint = f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
         async with self._breakers.guard(endpoint) as call:
-            result = await self._send(method, url, headers, params, json_body, timeout_s)
+            # The span names the endpoint only: a URL's path and query may carry secrets.
+            attributes = {"http.request.method": method.upper(), "server.address": endpoint}
+            with tracing.client_span(f"HTTP {method.upper()}", attributes):
+                result = await self._send(method, url, headers, params, json_body, timeout_s)
             if is_transient_status(result.status):
                 call.failed(f"{endpoint} answered {result.status}", result.retry_after_s)
         if call.failure is not None:
@@ -163,6 +167,7 @@ class GuardedHttpClient:
     ) -> HttpResult:
         method = method.upper()
         send_headers, data = outgoing(method, headers, json_body)
+        tracing.inject(send_headers)  # the callee continues this instance's trace
         session = await self._client()
         try:
             async with session.request(

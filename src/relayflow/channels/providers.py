@@ -16,6 +16,7 @@ from relayflow.channels.base import ChannelError, MessagingProvider
 from relayflow.channels.breaker import Breakers
 from relayflow.channels.eightbyeight.provider import EightByEightConfig, EightByEightProvider
 from relayflow.channels.eightbyeight.regions import DEFAULT_REGION, REGIONS, Hosts
+from relayflow.channels.metered import MeteredProvider
 from relayflow.channels.sandbox import SandboxProvider
 from relayflow.secretbox import SecretBox, SecretKeyError
 from relayflow.store import providers as provider_store
@@ -51,6 +52,7 @@ class AccountProviders:
         self._box = box
         self._public_url = public_url.rstrip("/") if public_url else None
         self.sandbox = SandboxProvider(db)
+        self._metered_sandbox = MeteredProvider(self.sandbox, "sandbox")
         self._cache: dict[str, tuple[float, MessagingProvider]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
@@ -78,7 +80,7 @@ class AccountProviders:
 
     async def _build(self, account_id: str, row: ProviderRow | None) -> MessagingProvider:
         if row is None or row.provider == "sandbox":
-            return self.sandbox
+            return self._metered_sandbox
         if self._box is None:
             raise ChannelError(
                 "RELAYFLOW_SECRET_KEY is not set, so the 8x8 API key cannot be read."
@@ -94,7 +96,8 @@ class AccountProviders:
         config = EightByEightConfig(
             api_key=api_key, hosts=hosts_for(row), dtmf_callback_url=callback
         )
-        return EightByEightProvider(config, await self._client(), self._db, self._breakers)
+        provider = EightByEightProvider(config, await self._client(), self._db, self._breakers)
+        return MeteredProvider(provider, "8x8")
 
     async def close(self) -> None:
         if self._session is not None:

@@ -7,12 +7,24 @@ so both give the same results.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from relayflow.engine import fastpath
 from relayflow.engine.runner import SKIP, Evaluated
 from relayflow.expressions.evaluate import ExpressionEvaluator, Outcome
+from relayflow.telemetry import metrics
+
+_OK, _WARNING, _ERROR = (
+    metrics.expression_evaluations.labels(o) for o in ("ok", "warning", "error")
+)
+
+
+def _count_fast(values: Iterable[Any]) -> None:
+    """Expressions the Python fast path evaluated (literals are not expressions)."""
+    count = sum(1 for value in values if isinstance(value, str) and "{{" in value)
+    if count:
+        _OK.inc(count)
 
 
 def _collect(outcomes: Sequence[Outcome], skip_marker: bool = False) -> Evaluated:
@@ -20,9 +32,13 @@ def _collect(outcomes: Sequence[Outcome], skip_marker: bool = False) -> Evaluate
     warnings: list[str] = []
     for outcome in outcomes:
         if outcome.error is not None:
+            _ERROR.inc()
             return Evaluated([], warnings, outcome.error)
         if outcome.warning:
+            _WARNING.inc()
             warnings.append(outcome.warning)
+        else:
+            _OK.inc()
         values.append(SKIP if skip_marker and outcome.skipped else outcome.value)
     return Evaluated(values, warnings)
 
@@ -41,6 +57,7 @@ class SandboxExpressions:
             for name, value in inputs.items()
         ]
         if not any(value is fastpath.NOT_FAST for value in fast):
+            _count_fast(inputs.values())
             return Evaluated(fast, [])
         jobs = [
             (value, "condition" if name in conditions else "input")
@@ -53,6 +70,7 @@ class SandboxExpressions:
     ) -> Evaluated:
         fast = [fastpath.output_value(value, data, step) for value in outputs.values()]
         if not any(value is fastpath.NOT_FAST for value in fast):
+            _count_fast(outputs.values())
             return Evaluated([SKIP if v is fastpath.SKIP_OUTPUT else v for v in fast], [])
         jobs = [(value, "output") for value in outputs.values()]
         return _collect(await self._evaluator.evaluate(jobs, data, step), skip_marker=True)
@@ -62,6 +80,7 @@ class SandboxExpressions:
     ) -> Evaluated:
         fast = [fastpath.condition_value(value, data, step) for value in conditions]
         if not any(value is fastpath.NOT_FAST for value in fast):
+            _count_fast(conditions)
             return Evaluated(fast, [])
         jobs = [(value, "condition") for value in conditions]
         return _collect(await self._evaluator.evaluate(jobs, data, step))

@@ -28,6 +28,7 @@ from relayflow.store.database import Database
 from relayflow.store.definitions import DefinitionRow, TriggerMatch
 from relayflow.store.inbox import record_event
 from relayflow.store.instances import NewInstance
+from relayflow.telemetry import metrics, tracing
 
 PARKED_DTMF_MS = 10 * 60 * 1000
 
@@ -112,6 +113,7 @@ class Router:
             result.started = await self._start(conn, account_id, starts, event, sub_account, now)
             if deliveries and not result.started:
                 await notify_work(conn)
+        metrics.instances_started.labels(trigger).inc(len(result.started))
         if result.started or result.resumed:
             self._on_work()
         return result
@@ -127,6 +129,7 @@ class Router:
             )
             started = await self._start(conn, account_id, matching, body, sub_account_id, now)
         if started:
+            metrics.instances_started.labels("http_request").inc(len(started))
             self._on_work()
         return RouteResult(started=started)
 
@@ -141,6 +144,7 @@ class Router:
             started = await self._start(
                 conn, account_id, [TriggerMatch.of(definition)], body, sub_account, now
             )
+        metrics.instances_started.labels("test").inc()
         self._on_work()
         return started[0]
 
@@ -200,6 +204,7 @@ class Router:
             data["subAccountId"] = sub_account_id
         data["triggeredAt"] = iso_from_ms(now)
         contacts = contacts_of(body)
+        trace_parent = tracing.current_traceparent()  # the request's span, when tracing
         new = [
             NewInstance(
                 id=new_workflow_id(),
@@ -212,6 +217,7 @@ class Router:
                 first_pointer_id=new_uuid(),
                 now_ms=now,
                 contacts=contacts,
+                trace_parent=trace_parent,
             )
             for row in definitions
         ]

@@ -8,6 +8,7 @@ Pure steps run in memory; before a step with a side effect the state so far is c
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +43,7 @@ from relayflow.engine.state import (
 )
 from relayflow.engine.steps import STEP_TYPES
 from relayflow.engine.steps.base import Resume, StepContext, StepError
+from relayflow.telemetry import metrics, tracing
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,16 @@ def successor_id(predecessor_id: str, step_id: str, index: int) -> str:
 
 
 Checkpoint = Callable[[InstanceState], Awaitable[None]]
+
+# A step execution's `status` label: what the step decided.
+DECIDED: dict[type[Decision], str] = {
+    Complete: "completed",
+    Sleep: "sleeping",
+    WaitForEvent: "waiting",
+    StartBranches: "branched",
+    Fault: "failed",
+    Retry: "retrying",
+}
 
 
 def _retry_over(pointer: PointerState) -> None:
@@ -172,11 +184,14 @@ class Runner:
         step = STEP_TYPES[node.type]
         now = self._clock.now_ms()
         pointer.dirty = True
+        if resume is Resume.TIMER or resume is Resume.TIMEOUT:
+            metrics.timer_lateness.observe(max(now - (pointer.wake_at_ms or now), 0) / 1000)
         if resume is Resume.START and "inputs" not in pointer.state:
             state.executions += 1
             if state.executions > self._limits.max_executions_per_instance:
                 self._fault(
                     state,
+                    node.type,
                     pointer,
                     f"Step execution limit of {self._limits.max_executions_per_instance} "
                     "reached (a loop?).",
@@ -189,7 +204,7 @@ class Runner:
                 node.inputs, step.condition_inputs, state.data
             )
             if evaluated.error:
-                self._fault(state, pointer, evaluated.error)
+                self._fault(state, node.type, pointer, evaluated.error)
                 return
             pointer.state["inputs"] = dict(zip(node.inputs, evaluated.values, strict=True))
         inputs: dict[str, Any] = pointer.state.get("inputs", {})
@@ -211,10 +226,15 @@ class Runner:
             channels=self._channels,
             last_error=pointer.state.get("retry", {}).get("lastError"),
         )
+        began = time.perf_counter()
         try:
-            decision: Decision = await step.run(context)
+            with tracing.span(f"step {node.type}", {"relayflow.step_id": node.id}):
+                decision: Decision = await step.run(context)
         except StepError as error:
             decision = Fault(str(error))
+        metrics.step_duration.labels(node.type).observe(time.perf_counter() - began)
+        if not isinstance(decision, Fault):  # a fault is counted where every fault goes
+            metrics.step_executions.labels(node.type, DECIDED[type(decision)]).inc()
         await self._apply(state, plan, node, pointer, inputs, decision)
 
     async def _apply(
@@ -249,8 +269,10 @@ class Runner:
                     )
                 state.record("branches_started", node.id, now, {"steps": list(step_ids)})
             case Fault(message=message):
-                self._fault(state, pointer, message)
+                self._fault(state, node.type, pointer, message)
             case Retry() as retry:
+                if not retry.deferred:
+                    metrics.send_retries.labels(metrics.STEP_CHANNELS.get(node.type, "other")).inc()
                 await self._schedule_retry(state, plan, node, pointer, inputs, retry)
 
     async def _schedule_retry(
@@ -292,7 +314,9 @@ class Runner:
         last_error = info.get("lastError") or retry.message
         attempts = f"(after {pointer.attempt} attempts)"
         if next_at is not None and retry.not_after_ms is not None and next_at >= retry.not_after_ms:
-            self._fault(state, pointer, f"{retry.expired}; last error: {last_error} {attempts}")
+            self._fault(
+                state, node.type, pointer, f"{retry.expired}; last error: {last_error} {attempts}"
+            )
             return
         if next_at is None:
             final = info.get("final")
@@ -300,7 +324,7 @@ class Runner:
                 pointer.state["result"] = final
                 await self._complete(state, plan, node, pointer, {**inputs, **final}, COMPLETE)
             else:
-                self._fault(state, pointer, f"{last_error} {attempts}")
+                self._fault(state, node.type, pointer, f"{last_error} {attempts}")
             return
         info["nextAttemptAt"] = next_at
         pointer.status, pointer.wake_at_ms = RUNNING, next_at
@@ -331,7 +355,7 @@ class Runner:
         if node.outputs:
             written = await self._expressions.outputs(node.outputs, state.data, step_scope)
             if written.error:
-                self._fault(state, pointer, written.error)
+                self._fault(state, node.type, pointer, written.error)
                 return
             for key, value in zip(node.outputs, written.values, strict=True):
                 if value is not SKIP:
@@ -341,6 +365,7 @@ class Runner:
             if len(orjson.dumps(state.data)) > self._limits.max_data_bytes:
                 self._fault(
                     state,
+                    node.type,
                     pointer,
                     f"Workflow data is larger than {self._limits.max_data_bytes} bytes.",
                 )
@@ -350,7 +375,7 @@ class Runner:
             conditions = [condition for _, condition in node.select_next]
             decided = await self._expressions.conditions(conditions, state.data, step_scope)
             if decided.error:
-                self._fault(state, pointer, decided.error)
+                self._fault(state, node.type, pointer, decided.error)
                 return
             for warning in decided.warnings:
                 state.record("warning", node.id, now, {"message": warning})
@@ -371,9 +396,12 @@ class Runner:
         for index, target in enumerate(targets):
             state.add_pointer(successor_id(pointer.id, target, index), target, pointer.parent_id)
 
-    def _fault(self, state: InstanceState, pointer: PointerState, message: str) -> None:
+    def _fault(
+        self, state: InstanceState, step_type: str, pointer: PointerState, message: str
+    ) -> None:
         """A fault fails the step and terminates the instance, cancelling everything else."""
         now = self._clock.now_ms()
+        metrics.step_executions.labels(step_type, "failed").inc()
         pointer.status, pointer.completed_at_ms, pointer.dirty = FAILED, now, True
         pointer.wake_at_ms = None
         _retry_over(pointer)

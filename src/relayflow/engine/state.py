@@ -50,6 +50,7 @@ class InstanceState:
     pointers: dict[str, PointerState]
     next_seq: int
     worker: str | None = None  # who runs this sprint: recorded in step events (audit)
+    trace_parent: str | None = None  # the W3C traceparent its sprints continue (tracing)
     subscribe: list[tuple[str, str]] = field(default_factory=list)  # (pointer id, event key)
     unsubscribe: set[str] = field(default_factory=set)  # pointer ids
     errors: list[tuple[str, str, int]] = field(default_factory=list)  # (step, message, at)

@@ -25,11 +25,12 @@ import structlog
 from relayflow.clock import Clock
 from relayflow.engine.plan import Plan, PlanCache, compile_plan
 from relayflow.engine.runner import Runner
-from relayflow.engine.state import InstanceState
+from relayflow.engine.state import COMPLETE, TERMINATED, InstanceState
 from relayflow.store import definitions as definition_store
 from relayflow.store import instances as instance_store
 from relayflow.store.database import Database
 from relayflow.store.instances import LeaseLost
+from relayflow.telemetry import metrics, tracing
 
 log = structlog.get_logger("relayflow.engine")
 
@@ -48,6 +49,18 @@ class WorkerSettings:
     # How long a stop lets sprints under way finish before cancelling them
     # (RELAYFLOW_SHUTDOWN_GRACE_SECONDS).
     shutdown_grace_s: float = 20.0
+
+
+_ENDED = {"instance_completed": (COMPLETE, False), "instance_terminated": (TERMINATED, True)}
+
+
+def count_ended(state: InstanceState) -> None:
+    """`relayflow_instances_ended_total` for an instance this sprint ended (a fault is the only
+    way a sprint terminates one; a user's terminate is counted by the service)."""
+    for kind, _step, at_ms, _detail in state.events:
+        ended = _ENDED.get(kind)
+        if ended is not None:
+            metrics.ended(ended[0], ended[1], (at_ms - state.started_at_ms) / 1000)
 
 
 class PlanLoader:
@@ -113,6 +126,7 @@ class Worker:
         self._limit = asyncio.Semaphore(self._settings.concurrency)
         self._stop: asyncio.Event | None = None  # run_forever's: set once the worker stops
         self._running: set[str] = set()  # instances whose sprint has started and not ended
+        self._heartbeat = time.monotonic()
 
     @property
     def stopping(self) -> bool:
@@ -123,8 +137,13 @@ class Worker:
         """Work was added (by this process's router): look now instead of at the next poll."""
         self._wake.set()
 
+    def seconds_since_heartbeat(self) -> float:
+        """Since the loop last came round or a sprint last ended (readiness: a stuck loop)."""
+        return time.monotonic() - self._heartbeat
+
     async def run_once(self) -> int:
         """Claim one batch and run it; the number of instances processed."""
+        self._heartbeat = time.monotonic()
         now = self._clock.now_ms()
         async with self._db.transaction() as conn:
             claimed = await instance_store.claim_due(
@@ -285,6 +304,7 @@ class Worker:
                 log.exception("sprint_failed", instance=instance_id, owner=self.owner)
             finally:
                 self._running.discard(instance_id)
+                self._heartbeat = time.monotonic()
 
     async def process(self, instance_id: str) -> None:
         now = self._clock.now_ms()
@@ -300,12 +320,14 @@ class Worker:
         state = loaded
         state.worker = self.owner
         plan = await self._plans.get(state.account_id, state.definition_id, state.version)
-        while True:
-            await self._runner.advance(state, plan, self._checkpoint)
-            # A parked event handed over keeps the lease to run on; a stopping worker leaves
-            # it to the next one (`_shut_down` releases the lease).
-            if not await self._save(state, release=True) or self.stopping:
-                return
+        # The sprint continues the trace of the request that started the instance.
+        with tracing.span("sprint", {"relayflow.instance_id": state.id}, parent=state.trace_parent):
+            while True:
+                await self._runner.advance(state, plan, self._checkpoint)
+                # A parked event handed over keeps the lease to run on; a stopping worker leaves
+                # it to the next one (`_shut_down` releases the lease).
+                if not await self._save(state, release=True) or self.stopping:
+                    return
 
     async def _checkpoint(self, state: InstanceState) -> None:
         await self._save(state, release=False)
@@ -321,5 +343,6 @@ class Worker:
                 lease_until_ms=now + self._settings.lease_ms,
                 release=release,
             )
+        count_ended(state)  # counted once committed: a save that fails is run again
         state.clear_changes()
         return delivered

@@ -52,6 +52,7 @@ from relayflow.store.tables import (
     subscriptions,
     workflow_errors,
 )
+from relayflow.telemetry import metrics
 
 
 class LeaseLost(Exception):
@@ -63,9 +64,12 @@ def _dumps(value: Any) -> str:
 
 
 def _lock_statement(dialect: str) -> Any:
-    query = select(instances.c.status, instances.c.lease_owner, instances.c.account_id).where(
-        instances.c.id == bindparam("instance_id")
-    )
+    query = select(
+        instances.c.status,
+        instances.c.lease_owner,
+        instances.c.account_id,
+        instances.c.started_at_ms,
+    ).where(instances.c.id == bindparam("instance_id"))
     return hot(query.with_for_update() if dialect == "postgresql" else query)
 
 
@@ -178,6 +182,7 @@ class NewInstance:
     first_pointer_id: str
     now_ms: int
     contacts: tuple[str, ...] = ()  # who the instance is about (engine/contacts.py)
+    trace_parent: str | None = None  # the starting request's span (telemetry/tracing.py)
 
 
 async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) -> None:
@@ -198,6 +203,7 @@ async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) ->
                 "completed_at_ms": None,
                 "next_run_at_ms": item.now_ms,
                 "executions": 0,
+                "trace_parent": item.trace_parent,
             }
             for item in new
         ],
@@ -331,6 +337,7 @@ async def load_state(
         executions=row.executions,
         pointers=loaded,
         next_seq=int(next_seq or 0) + 1,
+        trace_parent=row.trace_parent,
     )
 
 
@@ -718,4 +725,6 @@ async def terminate(
     await conn.execute(
         insert(instance_events).values(instance_id=instance_id, type=event, at_ms=now_ms)
     )
+    # Every user-made termination passes here (the runner's faults are counted by the worker).
+    metrics.ended(TERMINATED, False, (now_ms - locked.started_at_ms) / 1000)
     return True

@@ -105,6 +105,8 @@ instances = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until_ms", BigInteger, nullable=True),
     Column("executions", Integer, nullable=False, server_default="0"),
+    # The W3C traceparent of the request that started it: its sprints continue that trace.
+    Column("trace_parent", String(55), nullable=True),
     Index("ix_instances_due", "status", "next_run_at_ms"),
     Index("ix_instances_listing", "account_id", "definition_id", "version", "started_at_ms"),
     # Instances per definition and status (the console's definitions list) from the index

@@ -20,6 +20,7 @@ from relayflow.api.responses import FastJSONResponse
 from relayflow.api.shapes import ERROR_RESPONSES
 from relayflow.channels.providers import voice_signature_message
 from relayflow.errors import ApiError, ErrorCode
+from relayflow.telemetry import metrics
 
 router = APIRouter(prefix="/webhooks/{accountId}", tags=["Webhooks (where 8x8 posts events)"])
 WEBHOOK_BODY = {
@@ -57,13 +58,28 @@ async def _authenticate(request: Request, account_id: str, *, allow_signature: b
 async def _handle(
     request: Request,
     account_id: str,
+    kind: str,
     handler: Callable[[str, dict[str, Any]], Awaitable[Any]],
     *,
     allow_signature: bool = False,
 ) -> Response:
-    await _authenticate(request, account_id, allow_signature=allow_signature)
-    event = await json_body(request)
-    result = await handler(account_id, event)
+    """Authenticate, parse and hand over; `relayflow_webhooks_received_total` counts the outcome."""
+    outcome = "unauthorized"
+    try:
+        await _authenticate(request, account_id, allow_signature=allow_signature)
+        outcome = "invalid"
+        event = await json_body(request)
+        result = await handler(account_id, event)
+        outcome = "duplicate" if result.duplicate else "accepted"
+    except ApiError as error:
+        if error.http_status >= 500 or error.http_status == 429:  # not the event's fault: 8x8
+            outcome = "failed"  # retries it
+        raise
+    except BaseException:
+        outcome = "failed"
+        raise
+    finally:
+        metrics.webhooks_received.labels(kind, outcome).inc()
     return FastJSONResponse(result.as_json())
 
 
@@ -78,7 +94,7 @@ AccountPath = Path(max_length=100, description="relayflow account id.")
     openapi_extra=WEBHOOK_BODY,
 )
 async def sms_webhook(request: Request, accountId: str = AccountPath) -> Response:
-    return await _handle(request, accountId, context_of(request).webhooks.sms)
+    return await _handle(request, accountId, "sms", context_of(request).webhooks.sms)
 
 
 @router.post(
@@ -89,7 +105,7 @@ async def sms_webhook(request: Request, accountId: str = AccountPath) -> Respons
     openapi_extra=WEBHOOK_BODY,
 )
 async def chatapps_webhook(request: Request, accountId: str = AccountPath) -> Response:
-    return await _handle(request, accountId, context_of(request).webhooks.chatapps)
+    return await _handle(request, accountId, "chatapps", context_of(request).webhooks.chatapps)
 
 
 @router.post(
@@ -101,5 +117,5 @@ async def chatapps_webhook(request: Request, accountId: str = AccountPath) -> Re
 )
 async def voice_webhook(request: Request, accountId: str = AccountPath) -> Response:
     return await _handle(
-        request, accountId, context_of(request).webhooks.voice, allow_signature=True
+        request, accountId, "voice", context_of(request).webhooks.voice, allow_signature=True
     )

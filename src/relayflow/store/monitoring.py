@@ -1,0 +1,54 @@
+"""What the operator's gauges and readiness read: whole-database counts, cheap at any size.
+
+`instances_by_status` is a `GROUP BY` over `ix_instances_due (status, next_run_at_ms)`: an
+index-only scan, never the table (bench/RESULTS.md times it with a million rows); `due_unclaimed`
+reads the same index's range of Runnable instances due by now.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from relayflow.engine.state import RUNNABLE
+from relayflow.store.migrations import current_revision, head_revision
+from relayflow.store.tables import instances
+
+_HEAD: list[str | None] = []
+
+
+async def instances_by_status(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(instances.c.status, func.count()).group_by(instances.c.status))
+    return {status: int(count) for status, count in rows}
+
+
+def _unclaimed_due(now_ms: int) -> ColumnElement[bool]:
+    return and_(
+        instances.c.status == RUNNABLE,
+        instances.c.next_run_at_ms <= now_ms,
+        or_(instances.c.lease_until_ms.is_(None), instances.c.lease_until_ms < now_ms),
+    )
+
+
+async def due_unclaimed(conn: AsyncConnection, now_ms: int) -> int:
+    """Runnable instances with work due now that no live lease holds."""
+    count = await conn.scalar(
+        select(func.count()).select_from(instances).where(_unclaimed_due(now_ms))
+    )
+    return int(count or 0)
+
+
+async def oldest_due_unclaimed(conn: AsyncConnection, now_ms: int) -> int | None:
+    """When the longest-waiting unclaimed work became due (how far behind the workers are)."""
+    due = await conn.scalar(
+        select(func.min(instances.c.next_run_at_ms)).where(_unclaimed_due(now_ms))
+    )
+    return int(due) if due is not None else None
+
+
+async def schema_revisions(conn: AsyncConnection) -> tuple[str | None, str | None]:
+    """(the database's migration revision, the newest this code knows)."""
+    if not _HEAD:
+        _HEAD.append(head_revision())
+    current = await conn.run_sync(current_revision)
+    return current, _HEAD[0]

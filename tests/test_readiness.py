@@ -1,0 +1,165 @@
+"""`/readyz` (issue 12): ready when the database answers at the newest schema and, where the
+process runs the engine, the worker loop is alive and keeping up; otherwise 503 with reasons.
+In-process on both databases, plus real `relayflow worker --metrics-port` and `serve` processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from relayflow.api.context import AppContext
+from relayflow.config import Settings
+from relayflow.store.database import Database
+from relayflow.store.migrations import head_revision
+from tests.flow_harness import Flow
+from tests.helpers import Tenant
+from tests.test_process_crash import Processes, free_port, wait_for
+
+
+@pytest.fixture
+async def flow(
+    client: httpx.AsyncClient, tenant: Tenant, context: AppContext
+) -> AsyncIterator[Flow]:
+    return Flow(client, tenant, context)
+
+
+async def readiness(client: httpx.AsyncClient) -> tuple[int, dict[str, object]]:
+    response = await client.get("/readyz")
+    return response.status_code, response.json()
+
+
+@pytest.fixture
+async def engine_running(context: AppContext) -> AsyncIterator[None]:
+    """This process "runs the engine": a live task stands for the worker loop."""
+    task = asyncio.create_task(asyncio.Event().wait())
+    context.engine_task = task
+    yield
+    task.cancel()
+    context.engine_task = None
+
+
+async def test_an_api_process_is_ready_when_its_database_is(client: httpx.AsyncClient) -> None:
+    status, body = await readiness(client)
+    assert status == 200
+    assert body["status"] == "ready"
+    assert body["checks"] == {"database": "ok", "schema": "ok"}  # no engine here
+
+
+async def test_a_schema_behind_the_code_is_not_ready(
+    client: httpx.AsyncClient, context: AppContext
+) -> None:
+    head = head_revision()
+    async with context.db.transaction() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    try:
+        status, body = await readiness(client)
+    finally:
+        async with context.db.transaction() as conn:
+            await conn.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": head}
+            )
+    assert status == 503
+    assert body["checks"]["schema"] == f"at 0001, expected {head}"  # type: ignore[index]
+    assert "relayflow db upgrade" in str(body["reasons"])
+
+
+@pytest.mark.usefixtures("engine_running")
+async def test_an_engine_that_keeps_up_is_ready_and_one_behind_is_not(flow: Flow) -> None:
+    await flow.define(
+        [{"id": "pause", "stepType": "Wait", "inputs": {"duration": "00:00:05"}}],
+        trigger="http_request",
+    )
+    await flow.http_trigger({})
+    status, body = await readiness(flow.client)
+    assert status == 200
+    assert body["checks"]["worker"] == "ok"
+
+    flow.clock.advance(5000 + 60_000)  # the timer has been due for a minute; nobody ran it
+    status, body = await readiness(flow.client)
+    assert status == 503
+    assert body["checks"]["worker"] == "behind"  # type: ignore[index]
+    assert "waited 60 s" in str(body["reasons"])
+
+    await flow.run()  # the worker catches up
+    assert (await readiness(flow.client))[0] == 200
+
+
+async def test_an_engine_whose_loop_ended_is_not_ready(
+    client: httpx.AsyncClient, context: AppContext
+) -> None:
+    async def ended() -> None:
+        return None
+
+    context.engine_task = asyncio.create_task(ended())
+    await context.engine_task
+    status, body = await readiness(client)
+    assert status == 503
+    assert body["checks"]["worker"] == "stopped"  # type: ignore[index]
+
+
+async def test_a_database_that_does_not_answer_is_not_ready(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'no-such-dir' / 'x.db'}"
+    runtime = AppContext(settings=Settings(database_url=url), db=Database(url))
+    try:
+        result = await runtime.monitoring.readiness()
+    finally:
+        await runtime.close()
+    assert not result.ready
+    assert result.checks == {"database": "unavailable"}
+    assert "does not answer" in result.reasons[0]
+
+
+@pytest.mark.slow
+def test_a_worker_serves_metrics_and_readiness_on_its_port(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'worker.db'}"
+    port = free_port()
+    with Processes(tmp_path) as procs:
+        worker = procs.worker(db_url, "worker", metrics_port=str(port))
+        worker.wait_started()
+        base = f"http://127.0.0.1:{port}"
+
+        def ready() -> httpx.Response | None:
+            try:
+                response = httpx.get(f"{base}/readyz", timeout=5)
+            except httpx.TransportError:
+                return None
+            return response if response.status_code == 200 else None
+
+        body = wait_for(ready, "the worker's /readyz").json()
+        assert body["checks"] == {"database": "ok", "schema": "ok", "worker": "ok"}
+        metrics = httpx.get(f"{base}/metrics", timeout=5)
+        assert metrics.status_code == 200
+        assert "relayflow_work_due 0.0" in metrics.text
+        assert 'relayflow_instances{status="Runnable"} 0.0' in metrics.text
+        assert httpx.get(f"{base}/healthz", timeout=5).json()["status"] == "ok"
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(timeout=60) == 0
+
+
+@pytest.mark.slow
+def test_a_worker_without_a_metrics_port_listens_nowhere(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'worker.db'}"
+    with Processes(tmp_path) as procs:
+        worker = procs.worker(db_url, "worker")
+        worker.wait_started()
+        assert "metrics on" not in worker.stdout
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(timeout=60) == 0
+
+
+@pytest.mark.slow
+def test_serve_reports_its_engine_in_readiness(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'serve.db'}"
+    with Processes(tmp_path) as procs:
+        server = procs.serve(db_url, "serve")
+        server.wait_healthy()
+        response = httpx.get(f"{server.base_url}/readyz", timeout=5)
+        assert response.status_code == 200, response.text
+        assert response.json()["checks"]["worker"] == "ok"
