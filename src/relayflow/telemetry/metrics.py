@@ -24,7 +24,7 @@ from prometheus_client import (
 )
 
 # A `_created` gauge per counter and histogram child doubles the series for no operational use.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Seconds to days: an instance may wait for a reply or sleep for weeks.
 LONG_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400)
