@@ -25,6 +25,7 @@ from relayflow.services.instances import InstanceService
 from relayflow.services.messages import MessageService
 from relayflow.services.monitoring import EngineHealth, MonitoringService
 from relayflow.services.providers import ProviderService
+from relayflow.services.retention import RetentionService
 from relayflow.services.sandbox import SandboxService
 from relayflow.services.sessions import SessionService
 from relayflow.services.usage import UsageService
@@ -96,6 +97,7 @@ class Runtime:
         self.provider_settings = ProviderService(
             self.db, self.clock, self.secretbox, self.providers
         )
+        self.retention = RetentionService.from_settings(self.db, self.clock, settings)
         # Set while this process runs the engine (`serve`, `worker`): readiness then checks it.
         self.engine_task: asyncio.Task[None] | None = None
         self.monitoring = MonitoringService(
@@ -120,9 +122,13 @@ class Runtime:
         )
         if listener is not None:
             await listener.start()
+        # Retention runs beside the worker, in the same loop: one batch per transaction.
+        retention = asyncio.create_task(self.retention.run_forever(stop))
         try:
             await self.worker.run_forever(stop, grace_s=self.settings.shutdown_grace_seconds)
         finally:
+            stop.set()
+            await retention
             if listener is not None:
                 await listener.stop()
 
