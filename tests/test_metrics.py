@@ -7,7 +7,7 @@ before and after and compares the difference.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -15,6 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relayflow.api.context import AppContext
+from relayflow.config import Settings
+from tests.fake8x8.client import Fake8x8
 from tests.flow_harness import Flow
 from tests.helpers import Tenant
 
@@ -62,6 +64,13 @@ class Delta:
 
     def __call__(self, name: str, **labels: str) -> float:
         return value(self.after, name, **labels) - value(self.before, name, **labels)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url, secret_key="metrics-test-secret-key-of-enough-length"
+    )
 
 
 @pytest.fixture
@@ -234,3 +243,38 @@ def test_the_series_list_is_the_one_the_deployment_files_name() -> None:
     expected: Any = getattr(deploy_parsing, "SERIES", None)
     if expected is not None:
         assert set(expected) <= {name.removesuffix("_total") for name in SERIES} | set(SERIES)
+
+
+KEY = "metrics-8x8-api-key-0001"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[Fake8x8]:
+    with Fake8x8(api_keys=(KEY,)) as server:
+        yield server
+
+
+@pytest.mark.slow
+async def test_a_send_retried_through_8x8_is_counted_per_attempt(
+    flow: Flow, context: AppContext, tenant: Tenant, fake: Fake8x8
+) -> None:
+    urls = fake.urls
+    await context.provider_settings.use_8x8(
+        tenant.account_id, KEY, sms_url=urls.sms, chatapps_url=urls.chatapps, voice_url=urls.voice
+    )
+    try:
+        fake.reset()
+        await flow.define([SMS_STEP], trigger="http_request")
+        fake.fail(role="sms", mode="503", count=1)
+        before, _ = await scrape(flow.client)
+        await flow.http_trigger({"phone": "+6591234567"})
+        await flow.advance(5000)  # past the first backoff (at most 1 s + jitter)
+        delta = Delta(before, (await scrape(flow.client))[0])
+    finally:
+        await context.providers.close()
+    sent = {"channel": "sms", "provider": "8x8"}
+    assert delta("relayflow_messages_sent_total", outcome="failed", **sent) == 1
+    assert delta("relayflow_messages_sent_total", outcome="accepted", **sent) == 1
+    assert delta("relayflow_send_retries_total", channel="sms") == 1
+    assert delta("relayflow_step_executions_total", step_type="SMS", status="retrying") == 1
+    assert delta("relayflow_provider_request_duration_seconds_count", **sent) == 2
