@@ -14,7 +14,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 # relayflow's wheel carries its package data: console templates and static files, migrations.
-RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels .
+# The otel extra too: traces switch on with OTEL_EXPORTER_OTLP_ENDPOINT, no other image needed.
+RUN python -m pip wheel --no-cache-dir --wheel-dir /wheels '.[otel]'
 
 # --- runtime: the wheels installed into a slim image, run as a non-root user --------------
 FROM python:3.11-slim AS runtime
@@ -29,7 +30,7 @@ RUN groupadd --system --gid 10001 relayflow \
     && chown relayflow:relayflow /data
 # The wheels are mounted for the install only: they never become a layer of the image.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    python -m pip install --no-cache-dir --no-index --find-links=/wheels relayflow
+    python -m pip install --no-cache-dir --no-index --find-links=/wheels 'relayflow[otel]'
 USER relayflow
 WORKDIR /data
 # A named volume copies this directory's owner on first use, so the non-root user can write.
