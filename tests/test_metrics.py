@@ -8,7 +8,6 @@ before and after and compares the difference.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +18,7 @@ from relayflow.config import Settings
 from tests.fake8x8.client import Fake8x8
 from tests.flow_harness import Flow
 from tests.helpers import Tenant
+from tests.test_deploy import SERIES as deploy_series
 
 SERIES = (
     "relayflow_instances_started_total",
@@ -237,12 +237,19 @@ async def test_the_exposition_parses_and_holds_only_relayflow_and_process_series
     assert {name.removesuffix("_total") for name in SERIES} <= ours
 
 
-def test_the_series_list_is_the_one_the_deployment_files_name() -> None:
-    from tests import deploy_parsing
-
-    expected: Any = getattr(deploy_parsing, "SERIES", None)
-    if expected is not None:
-        assert set(expected) <= {name.removesuffix("_total") for name in SERIES} | set(SERIES)
+async def test_the_series_are_the_ones_the_dashboard_and_the_readme_name(flow: Flow) -> None:
+    """tests/test_deploy.py holds the list the Grafana dashboard is checked against: the live
+    exposition must have each series with that type and exactly those labels."""
+    await flow.define([SMS_STEP], trigger="http_request")
+    await flow.http_trigger({"phone": "+6591234567"})
+    _, text = await scrape(flow.client)
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    assert {series.name for series in deploy_series} == set(SERIES)
+    for series in deploy_series:
+        family = families[series.name.removesuffix("_total")]
+        assert family.type == series.kind, series.name
+        for sample in family.samples:
+            assert set(sample.labels) - {"le"} == set(series.labels), sample
 
 
 KEY = "metrics-8x8-api-key-0001"
