@@ -109,7 +109,7 @@ async def answered_survey(flow: Flow, customer: str) -> str:
     [workflow] = (await flow.sms(customer, "start"))["started"]
     await flow.sms(customer, "5")
     await receipts_for(flow, workflow)
-    return workflow
+    return str(workflow)
 
 
 async def receipts_for(flow: Flow, workflow: str) -> None:
@@ -271,7 +271,7 @@ async def test_runnable_and_suspended_instances_are_never_purged_however_old(
     flows: tuple[Flow, Flow], context: AppContext
 ) -> None:
     scenario = await build_scenario(*flows)
-    context.clock.advance(3650 * DAY_MS)  # ten years on, the young ones are old too
+    flows[0].clock.advance(3650 * DAY_MS)  # ten years on, the young ones are old too
     statuses = await status_of(context.db)
     live = [w for w in scenario.kept if statuses[w] in ("Runnable", "Suspended")]
     assert len(live) == 3
@@ -282,6 +282,31 @@ async def test_runnable_and_suspended_instances_are_never_purged_however_old(
     assert report.instances == 6
     assert await rows_by_instance(context.db, live) == before
     assert set(await status_of(context.db)) == set(live)
+
+
+async def test_an_old_instance_terminated_recently_is_kept(
+    flows: tuple[Flow, Flow], context: AppContext
+) -> None:
+    """Terminated instances keep completedAt null: their end is their last event, not their
+    start (this one started 31 days ago and was terminated just now)."""
+    acme, _ = flows
+    scenario = await build_scenario(*flows)
+    waiting = scenario.kept[1]
+    [definition_id] = [
+        d["id"] for d in await acme.call("GET", "/definitions") if d["trigger"] == "inbound_sms"
+    ]
+    await acme.call(
+        "PATCH", f"/definitions/{definition_id}/workflows/{waiting}", json={"status": "terminate"}
+    )
+    assert (await status_of(context.db))[waiting] == "Terminated"
+
+    report = await service(context).purge(30 * DAY_MS)
+
+    assert report.instances == 4
+    assert (await rows_of(context.db, waiting))["instances"] == 1
+    acme.clock.advance(30 * DAY_MS + 1)  # now it ended 30 days ago too
+    await service(context).purge(30 * DAY_MS)
+    assert await rows_of(context.db, waiting) == dict.fromkeys(PURGED_TABLES, 0)
 
 
 async def test_a_leased_ended_instance_is_skipped(

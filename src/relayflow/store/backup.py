@@ -46,10 +46,10 @@ def _backup(db: Database, target: Path) -> BackupResult:
     if not source.is_file():
         raise BackupError(f"there is no database at {source}.")
     target = target.expanduser().absolute()
-    if target.exists():
-        raise BackupError(f"{target} already exists; choose a new file name.")
     if target.resolve() == source.resolve():
         raise BackupError("the backup must be a different file from the database.")
+    if target.exists():
+        raise BackupError(f"{target} already exists; choose a new file name.")
     if not target.parent.is_dir():
         raise BackupError(f"there is no directory {target.parent}.")
     return _copy(db, target)

@@ -6,10 +6,11 @@ is 8x8's `completedAt`), so a Terminated instance counts as ended before the cut
 started before it and none of its events (the last is `instance_terminated`) is younger.
 Runnable and Suspended instances are never selected, however old.
 
-Rows are found through the instance ids of one batch: pointers, subscriptions, errors, events
-and contacts by `instance_id`; messages by their step execution (`pointer_id`, a unique index:
-every message a step sends records its pointer); delivery receipts by (account, umid) of those
-messages. Nothing relies on foreign-key cascades (some of these tables have none).
+Rows are found through the instance ids of one batch, each by an index: pointers, errors,
+events and contacts by `instance_id`; subscriptions and messages by their step execution
+(`pointer_id`; every message a step sends records its pointer); delivery receipts by
+(account, umid) of those messages. Nothing relies on foreign-key cascades (some of these
+tables have none).
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
+from relayflow.engine.state import COMPLETE, TERMINATED
 from relayflow.store.tables import (
     instance_contacts,
     instance_events,
@@ -52,19 +56,27 @@ PURGED_TABLES = (
     "pointers",
     "instances",
 )
-# Literals, not bind parameters: the planners use a partial index only when the query's
-# WHERE clause visibly implies the index's (`status = 'Complete'`).
-_COMPLETE: ColumnElement[str] = literal_column("'Complete'")
-_TERMINATED: ColumnElement[str] = literal_column("'Terminated'")
+# The status is written as a literal, not a bind parameter: the planners use a partial index
+# only when the query's WHERE clause visibly implies the index's (`status = 'Complete'`).
+# SQLite without ANALYZE statistics prefers `ix_instances_due (status, ...)` for that term,
+# scanning every ended instance and sorting them; calling the term likely (it is true on every
+# row of the partial index) makes it walk the partial index instead.
+_STATUS_ON_SQLITE = "likelihood(instances.status = '{}', 0.99)"
 # Delete receipts this many umids at a time (well under SQLite's bind-parameter limit).
 _UMID_CHUNK = 500
 
 
-def _complete_candidates(cutoff_ms: int) -> Select[Any]:
+def _status_is(status: str, sqlite: bool) -> ColumnElement[bool] | TextClause:
+    if sqlite:
+        return text(_STATUS_ON_SQLITE.format(status))
+    return instances.c.status == literal_column(f"'{status}'")
+
+
+def _complete_candidates(cutoff_ms: int, sqlite: bool) -> Select[Any]:
     return (
         select(instances.c.id)
         .where(
-            instances.c.status == _COMPLETE,
+            _status_is(COMPLETE, sqlite),
             instances.c.completed_at_ms < cutoff_ms,
             instances.c.lease_owner.is_(None),
         )
@@ -72,14 +84,14 @@ def _complete_candidates(cutoff_ms: int) -> Select[Any]:
     )
 
 
-def _terminated_candidates(cutoff_ms: int) -> Select[Any]:
+def _terminated_candidates(cutoff_ms: int, sqlite: bool) -> Select[Any]:
     younger_event = exists().where(
         instance_events.c.instance_id == instances.c.id, instance_events.c.at_ms >= cutoff_ms
     )
     return (
         select(instances.c.id)
         .where(
-            instances.c.status == _TERMINATED,
+            _status_is(TERMINATED, sqlite),
             instances.c.started_at_ms < cutoff_ms,
             instances.c.lease_owner.is_(None),
             ~younger_event,
@@ -96,9 +108,11 @@ async def purge_batch(
 
     `skip_locked` (PostgreSQL): lock the chosen instance rows with `FOR UPDATE SKIP LOCKED`,
     so a batch never waits for, nor makes wait, a transaction that holds one of them."""
-    ids = await _choose(conn, _complete_candidates(cutoff_ms), limit, skip_locked)
+    sqlite = conn.dialect.name == "sqlite"
+    ids = await _choose(conn, _complete_candidates(cutoff_ms, sqlite), limit, skip_locked)
     if len(ids) < limit:
-        ids += await _choose(conn, _terminated_candidates(cutoff_ms), limit - len(ids), skip_locked)
+        terminated = _terminated_candidates(cutoff_ms, sqlite)
+        ids += await _choose(conn, terminated, limit - len(ids), skip_locked)
     if not ids:
         return {}
     of_batch = instances.c.id.in_(ids)
@@ -123,20 +137,24 @@ async def purge_batch(
                     message_receipts.c.umid.in_(chunk),
                 ),
             )
-    removed["messages"] = await _delete(conn, messages, messages.c.pointer_id.in_(batch_pointers))
-    for table in (subscriptions, instance_contacts, workflow_errors, instance_events, pointers):
+    for by_pointer in (messages, subscriptions):
+        removed[by_pointer.name] = await _delete(
+            conn, by_pointer, by_pointer.c.pointer_id.in_(batch_pointers)
+        )
+    for table in (instance_contacts, workflow_errors, instance_events, pointers):
         removed[table.name] = await _delete(conn, table, table.c.instance_id.in_(ids))
     removed["instances"] = await _delete(
-        conn, instances, and_(of_batch, instances.c.status.in_(("Complete", "Terminated")))
+        conn, instances, and_(of_batch, instances.c.status.in_((COMPLETE, TERMINATED)))
     )
     return removed
 
 
 async def count_purgeable(conn: AsyncConnection, cutoff_ms: int) -> dict[str, int]:
     """What a purge with this cutoff would delete now, per table (a dry run: reads only)."""
+    sqlite = conn.dialect.name == "sqlite"
     due = union_all(
-        _complete_candidates(cutoff_ms).order_by(None),
-        _terminated_candidates(cutoff_ms).order_by(None),
+        _complete_candidates(cutoff_ms, sqlite).order_by(None),
+        _terminated_candidates(cutoff_ms, sqlite).order_by(None),
     ).subquery()
     due_ids = select(due.c.id)
     due_pointers = select(pointers.c.id).where(pointers.c.instance_id.in_(due_ids))
@@ -155,14 +173,15 @@ async def count_purgeable(conn: AsyncConnection, cutoff_ms: int) -> dict[str, in
             )
             .where(messages.c.pointer_id.in_(due_pointers)),
         ),
-        "messages": await _count(
+    }
+    for by_pointer in (messages, subscriptions):
+        counts[by_pointer.name] = await _count(
             conn,
             select(func.count())
-            .select_from(messages)
-            .where(messages.c.pointer_id.in_(due_pointers)),
-        ),
-    }
-    for table in (subscriptions, instance_contacts, workflow_errors, instance_events, pointers):
+            .select_from(by_pointer)
+            .where(by_pointer.c.pointer_id.in_(due_pointers)),
+        )
+    for table in (instance_contacts, workflow_errors, instance_events, pointers):
         counts[table.name] = await _count(
             conn,
             select(func.count()).select_from(table).where(table.c.instance_id.in_(due_ids)),
