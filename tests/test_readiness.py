@@ -70,6 +70,24 @@ async def test_a_schema_behind_the_code_is_not_ready(
     assert "relayflow db upgrade" in str(body["reasons"])
 
 
+async def test_a_schema_a_newer_release_migrated_stays_ready(
+    client: httpx.AsyncClient, context: AppContext
+) -> None:
+    """A rolling upgrade: `db upgrade` of the next release ran, this older process carries on."""
+    head = head_revision()
+    async with context.db.transaction() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    try:
+        status, body = await readiness(client)
+    finally:
+        async with context.db.transaction() as conn:
+            await conn.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": head}
+            )
+    assert status == 200, body
+    assert body["checks"]["schema"] == f"at 9999, newer than this release ({head})"  # type: ignore[index]
+
+
 @pytest.mark.usefixtures("engine_running")
 async def test_an_engine_that_keeps_up_is_ready_and_one_behind_is_not(flow: Flow) -> None:
     await flow.define(

@@ -79,19 +79,21 @@ class MonitoringService:
             async with self._db.read() as conn:
                 await conn.execute(text("SELECT 1"))
                 result.checks["database"] = "ok"
-                current, head = await monitoring_store.schema_revisions(conn)
+                current, head, known = await monitoring_store.schema_state(conn)
                 oldest_due = await monitoring_store.oldest_due_unclaimed(conn, now)
         except Exception as error:  # any database failure means "not ready"
             result.checks["database"] = "unavailable"
             result.reasons.append(f"the database does not answer ({type(error).__name__})")
             result.ready = False
             return result
-        if current != head:
+        if current == head:
+            result.checks["schema"] = "ok"
+        elif not known:  # a newer release migrated it: migrations are additive, carry on
+            result.checks["schema"] = f"at {current}, newer than this release ({head})"
+        else:
             result.checks["schema"] = f"at {current}, expected {head}"
             result.reasons.append("the schema is not at the newest migration: relayflow db upgrade")
             result.ready = False
-        else:
-            result.checks["schema"] = "ok"
         engine = self._engine()
         if engine is None:
             return result

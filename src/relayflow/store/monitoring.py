@@ -11,10 +11,10 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.engine.state import RUNNABLE
-from relayflow.store.migrations import current_revision, head_revision
+from relayflow.store.migrations import current_revision, head_revision, known_revisions
 from relayflow.store.tables import instances
 
-_HEAD: list[str | None] = []
+_KNOWN: list[tuple[str | None, frozenset[str]]] = []  # (head, every revision), read once
 
 
 async def instances_by_status(conn: AsyncConnection) -> dict[str, int]:
@@ -46,9 +46,11 @@ async def oldest_due_unclaimed(conn: AsyncConnection, now_ms: int) -> int | None
     return int(due) if due is not None else None
 
 
-async def schema_revisions(conn: AsyncConnection) -> tuple[str | None, str | None]:
-    """(the database's migration revision, the newest this code knows)."""
-    if not _HEAD:
-        _HEAD.append(head_revision())
+async def schema_state(conn: AsyncConnection) -> tuple[str | None, str | None, bool]:
+    """(the database's migration revision, the newest this code knows, whether this code knows
+    the database's revision at all: a newer release may have migrated it already)."""
+    if not _KNOWN:
+        _KNOWN.append((head_revision(), known_revisions()))
+    head, known = _KNOWN[0]
     current = await conn.run_sync(current_revision)
-    return current, _HEAD[0]
+    return current, head, current is None or current in known
