@@ -166,14 +166,18 @@ class _Server(uvicorn.Server):
         # A signal handler: set the event from the loop, not from inside whatever it interrupted.
         self._loop.call_soon_threadsafe(self._stopping.set)
         super().handle_exit(sig, frame)
-        if sig == signal.SIGTERM:
-            # uvicorn re-raises a caught signal once it has shut down, so the process would die
-            # of SIGTERM (exit -15). A stop asked for and carried out is a success: exit 0.
-            self._captured_signals.remove(sig)
+
+
+def _exit_cleanly(_sig: int, _frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handling: before it starts, or re-raised by uvicorn once
+    it has shut down (it hands a caught signal on to the handler it found). A stop asked for
+    and carried out is a success: exit 0 rather than die of the signal (-15)."""
+    raise SystemExit(0)
 
 
 def _serve_http(settings: Settings, database: Database, *, run_worker: bool) -> None:
     async def main() -> None:
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         await database.migrate()
         context = AppContext(settings=settings, db=database, clock=SystemClock())
         demo = await context.accounts.create_demo_if_empty()

@@ -80,6 +80,7 @@ class Runtime:
                 batch_size=settings.worker_batch_size,
                 concurrency=settings.worker_concurrency,
                 poll_interval_s=settings.worker_poll_seconds,
+                shutdown_grace_s=settings.shutdown_grace_seconds,
             ),
         )
         limiter = StartRateLimiter(settings.start_rate_per_second, settings.start_burst)
@@ -125,7 +126,7 @@ class Runtime:
         # Retention runs beside the worker, in the same loop: one batch per transaction.
         retention = asyncio.create_task(self.retention.run_forever(stop))
         try:
-            await self.worker.run_forever(stop, grace_s=self.settings.shutdown_grace_seconds)
+            await self.worker.run_forever(stop)
         finally:
             stop.set()
             await retention

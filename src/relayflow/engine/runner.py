@@ -137,16 +137,24 @@ class Runner:
         self._limits = limits or EngineLimits()
         self._retry = retry or RetryPolicy()
 
-    async def advance(self, state: InstanceState, plan: Plan, checkpoint: Checkpoint) -> None:
-        """Run every due pointer, repeatedly, until nothing more is due now."""
+    async def advance(
+        self,
+        state: InstanceState,
+        plan: Plan,
+        checkpoint: Checkpoint,
+        pause: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Run every due pointer, repeatedly, until nothing more is due now, or until `pause()`
+        says to stop between two steps (a worker shutting down): what is left stays due, and
+        the caller's save hands it to the next sprint."""
         while state.status == RUNNABLE:
             now = self._clock.now_ms()
             due = [(p, r) for p in state.active_pointers() if (r := self._resume_of(state, p, now))]
             if not due:
                 break
             for pointer, resume in due:
-                if state.status != RUNNABLE:
-                    break
+                if state.status != RUNNABLE or pause():
+                    return
                 await self._run_pointer(state, plan, pointer, resume, checkpoint)
         if state.status == RUNNABLE and not state.active_pointers():
             state.status = COMPLETE

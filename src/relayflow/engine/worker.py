@@ -222,21 +222,19 @@ class Worker:
         """Let the round under way finish within `grace_s`, cancel what still runs, then
         release every lease this worker holds.
 
-        Instances claimed but not started yet are not started (`_guarded` checks `stopping`).
+        Instances claimed but not started yet are not started (`_guarded` checks `stopping`),
+        and a sprint under way ends after its current step (`Runner.advance`'s `pause`): the
+        step's call is answered and recorded, what is left stays due and is saved with the
+        lease released, for another worker to carry on at once. So the grace only has to cover
+        one step's call (at most an HttpRequest's timeout, 30 s).
 
-        Why a cancelled sprint is safe: cancelling is a crash of that one sprint at an `await`,
-        except that the lease is released at once instead of expiring. Nothing of the sprint
-        after its last committed write is kept; whoever takes the instance over re-runs from
-        there. Pure steps are simply run again. A messaging send is recorded keyed by the step
-        execution before the call and answered after it (channels/sandbox.py records request and
-        answer in one transaction; channels/eightbyeight records `sending`, then the answer),
-        so a send whose answer was recorded is never made again: the re-run gets the recorded
-        answer. An HttpRequest is preceded by a checkpoint (attempt counted, pointer `Running`
-        and due), so it is re-run with the same inputs. What is left is a call cancelled while
-        its request was out and its answer not yet recorded: like a call that timed out, it may
-        be repeated (8x8 with the same `clientMessageId`). Cancelling only after the grace
-        period keeps that to calls that were already hanging longer than the grace; a sprint is
-        never cancelled before the grace period is over.
+        A sprint still running when the grace is over is cancelled, as a crash of that sprint
+        would: nothing after its last committed write is kept and whoever takes the instance
+        over re-runs from there. Pure steps are simply run again; a send whose answer was
+        recorded is not made again (the provider records it keyed by the step execution); an
+        HttpRequest was checkpointed before its call and re-runs with the same inputs. Only a
+        call cut off between its request and its answer may be repeated, as after a timeout
+        (8x8 with the same `clientMessageId`): one that was still hanging when the grace ended.
         """
         stopping_at = time.monotonic()
         if in_flight is not None:
@@ -323,7 +321,9 @@ class Worker:
         # The sprint continues the trace of the request that started the instance.
         with tracing.span("sprint", {"relayflow.instance_id": state.id}, parent=state.trace_parent):
             while True:
-                await self._runner.advance(state, plan, self._checkpoint)
+                # Stopping: the sprint ends after the step under way, with its call answered and
+                # recorded, rather than being cut off in the middle of a send.
+                await self._runner.advance(state, plan, self._checkpoint, lambda: self.stopping)
                 # A parked event handed over keeps the lease to run on; a stopping worker leaves
                 # it to the next one (`_shut_down` releases the lease).
                 if not await self._save(state, release=True) or self.stopping:
