@@ -270,7 +270,17 @@
           const open = new Set(Array.from(root.querySelectorAll("details[open]")).map(function (d) {
             const li = d.closest("li"); return li ? li.id : "";
           }));
+          // What the user picked in a form (e.g. the retry's version) survives the refresh.
+          const picked = new Map(Array.from(root.querySelectorAll("select[id]")).map(function (c) {
+            return [c.id, c.value];
+          }));
           root.replaceChildren.apply(root, Array.from(fresh.childNodes));
+          picked.forEach(function (value, id) {
+            const control = document.getElementById(id);
+            if (control && Array.from(control.options).some(function (o) { return o.value === value; })) {
+              control.value = value;
+            }
+          });
           root.dataset.progress = fresh.dataset.progress || "";
           root.querySelectorAll("details").forEach(function (d) {
             const li = d.closest("li");
@@ -285,7 +295,8 @@
       source = new EventSource(root.dataset.live + "?seen=" + encodeURIComponent(root.dataset.progress || ""));
       indicate(true);
       source.addEventListener("change", function () { refresh(); });
-      source.addEventListener("end", function () { source.close(); source = null; refresh(); });
+      // Every change was announced (and refreshed) before `end`: nothing to fetch again.
+      source.addEventListener("end", function () { source.close(); source = null; indicate(false); });
       source.addEventListener("gone", function () { source.close(); source = null; indicate(false); });
       source.addEventListener("again", function () { source.close(); connect(); });
     }
