@@ -302,7 +302,36 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             ),
         ),
     ]
+    result += [
+        Row(
+            "CPU ms per auto-reply in-process, metrics on / off / bare (bench.metrics_overhead)",
+            lambda r: _metrics_cpu(dig(r, "METRICS", "cpuMsPerInstance")),
+        ),
+        Row(
+            "metrics overhead, % of CPU per auto-reply (on vs bare, median of rounds)",
+            lambda r: dig(r, "METRICS", "pairedMedianPercent", "total"),
+            1,
+            goal=METRICS_GOAL,
+            goal_dbs=("sqlite",),
+        ),
+        Row(
+            "metrics recording estimate, µs per auto-reply (calls × timeit cost)",
+            lambda r: dig(r, "METRICS", "recordingEstimate", "usPerInstance"),
+            1,
+        ),
+    ]
     return result
+
+
+# Issue: "Metrics may cost at most 5 % of W1's CPU per instance" (in-process figure).
+METRICS_GOAL = Goal("metrics_overhead", "metrics overhead", 5, False, "%")
+
+
+def _metrics_cpu(cpu: Any) -> str | None:
+    medians = [dig(cpu, variant, "median") for variant in ("on", "off", "bare")]
+    if any(number(m) is None for m in medians):
+        return None
+    return " / ".join(f"{m:.3f}" for m in medians)
 
 
 def w5_delivery(w5: Any, phase: str) -> str | None:

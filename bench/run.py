@@ -1,6 +1,9 @@
 """The benchmark orchestrator: `python -m bench.run [--quick | --full] [--only W1,W3]
 [--db sqlite,pg1,pg2] [--skip-dbos]`.
 
+First, unless `--only` leaves it out, the step METRICS measures in-process what the Prometheus
+metrics cost per auto-reply (bench/metrics_overhead.py; SQLite, no deployment).
+
 For each selected workload and database it starts a fresh deployment (database, fake 8x8,
 relayflow processes), runs the workload, tears everything down and keeps the figures; a run that
 fails is recorded and the next one goes on. At the end it prints the table, writes
@@ -12,6 +15,7 @@ overrides a size; the settings actually used are recorded with the figures.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import sys
 import time
@@ -19,7 +23,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import report
+from bench import metrics_overhead, report
 from bench.processes import (
     DB_KINDS,
     RELAYFLOW_BENCH_ENV,
@@ -59,7 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="issue 5's sizes; long: W2 sets up 100,000 instances per deployment",
     )
     parser.add_argument(
-        "--only", default="", help="workloads among W1,W2,W3,W4,W5,DBOS (default: all of them)"
+        "--only",
+        default="",
+        help="steps among METRICS,W1,W2,W3,W4,W5,DBOS (default: all of them)",
     )
     parser.add_argument("--db", default="", help="sqlite,pg1,pg2 (default: all)")
     parser.add_argument("--skip-dbos", action="store_true", help="no DBOS baseline")
@@ -114,12 +120,13 @@ def headline(name: str, db: str, result: dict[str, Any]) -> str:
             f"it, drain {report.fmt(report.dig(r, 'outage', 'drainS'), 1)} s"
         ),
         "DBOS": lambda r: f"{report.fmt(report.dig(r, 'saturation', 'throughput'))} inst/s",
+        "METRICS": metrics_overhead.headline,
     }
     return f"  {name} {db}: " + pick[name](result)
 
 
 def run_all(args: argparse.Namespace, settings: BenchSettings, stamp: str) -> dict[str, Any]:
-    workloads = selected(args.only, [*WORKLOADS, "DBOS"], "workloads")
+    workloads = selected(args.only, ["METRICS", *WORKLOADS, "DBOS"], "workloads")
     dbs = selected(args.db, list(DB_KINDS), "databases")
     log_root = OUT / f"run-{stamp}"
     log_root.mkdir(parents=True, exist_ok=True)
@@ -130,6 +137,19 @@ def run_all(args: argparse.Namespace, settings: BenchSettings, stamp: str) -> di
         notes["postgresql"] = "no PostgreSQL server on 127.0.0.1:5432: pg1/pg2 skipped"
         dbs = [db for db in dbs if db == "sqlite"]
         print(f"! {notes['postgresql']}", file=sys.stderr)
+    if "METRICS" in workloads:  # in-process, no deployment: SQLite only
+        print("> METRICS overhead (in-process, SQLite) ...", flush=True)
+        started = time.time()
+        try:
+            instances, rounds = metrics_overhead.SIZES[settings.mode]
+            result = asyncio.run(metrics_overhead.measure(instances, rounds))
+            result["elapsedS"] = time.time() - started
+            results["METRICS"] = {"sqlite": result}
+            print(headline("METRICS", "sqlite", result) + f"  ({result['elapsedS']:.0f} s)")
+            print(metrics_overhead.text(result), flush=True)
+        except Exception:
+            errors["METRICS/sqlite"] = traceback.format_exc()
+            print(f"  ! METRICS failed:\n{traceback.format_exc()}", file=sys.stderr)
     for name in [w for w in workloads if w in WORKLOADS]:
         function, label = WORKLOADS[name]
         for db in dbs:
