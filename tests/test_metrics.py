@@ -78,6 +78,7 @@ async def flow(
     client: httpx.AsyncClient, tenant: Tenant, context: AppContext
 ) -> AsyncIterator[Flow]:
     context.monitoring.gauge_max_age_s = 0  # read the counts by status at every scrape
+    context.monitoring.ended_max_age_s = 0
     return Flow(client, tenant, context)
 
 

@@ -79,7 +79,7 @@ class RetentionService:
         clock: Clock,
         *,
         retention_days: float,
-        batch_size: int = 200,
+        batch_size: int = 50,
         interval_s: float = 60.0,
     ) -> None:
         self._db = db

@@ -165,6 +165,7 @@ subscriptions = Table(
     ),
     Column("created_at_ms", BigInteger, nullable=False),
     Index("ix_subscriptions_key", "account_id", "event_key"),
+    Index("ix_subscriptions_instance", "instance_id"),  # an instance's delete cascades here
 )
 
 # Events that arrived before their wait subscribed (a DTMF callback racing its WaitForDTMF).

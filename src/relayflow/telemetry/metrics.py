@@ -31,7 +31,6 @@ LONG_BUCKETS = (0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 3 * 864
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
-INSTANCE_STATUSES = ("Runnable", "Suspended", "Complete", "Terminated")
 OTHER = "other"
 
 instances_started = Counter(
@@ -49,7 +48,8 @@ instance_duration = Histogram(
 )
 instances = Gauge(
     "relayflow_instances",
-    "Instances in the database by status (read at most every 10 s).",
+    "Instances in the database by status (Runnable and Suspended read at most every 10 s, "
+    "Complete and Terminated every 5 minutes).",
     ["status"],
 )
 step_executions = Counter(
