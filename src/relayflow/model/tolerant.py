@@ -71,6 +71,8 @@ def canonical_definition_input(raw: dict[str, Any]) -> dict[str, Any]:
     definition = body.get("definition")
     if isinstance(definition, dict):
         definition = _pick(definition, DEFINITION_KEYS)
+        if "name" in definition and definition["name"] is None:
+            del definition["name"]  # 8x8 answers 5001 for a null name, as for a missing one
         if isinstance(definition.get("steps"), list):
             definition["steps"] = canonical_steps(definition["steps"])
         body["definition"] = definition

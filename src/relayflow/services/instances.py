@@ -253,6 +253,11 @@ class InstanceService:
     async def start_test(
         self, account_id: str, definition_id: str, version: int | None, body: dict[str, Any]
     ) -> str:
+        """Start one instance; `version` None is the latest, below 1 is refused (never latest)."""
+        if version is not None and version < 1:
+            raise ApiError(
+                ErrorCode.INVALID_PARAMETER, f"version must be at least 1, not {version}."
+            )
         async with self._db.read() as conn:
             row = await definition_store.get_version(conn, account_id, definition_id, version)
         if row is None:

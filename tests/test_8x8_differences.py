@@ -1,0 +1,79 @@
+"""Differences from 8x8 found in review (issue 14, point 4), each pinned by a test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from relayflow.api.context import AppContext
+from relayflow.config import Limits
+from relayflow.errors import ApiError, ErrorCode
+from relayflow.model.validation import validate_definition_input
+from tests.helpers import Tenant, sms_definition
+
+# --- a. a null name is a missing name (5001) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [None, "", "   "], ids=["null", "empty", "blank"])
+def test_null_or_blank_name_is_8x8s_5001(name: Any) -> None:
+    body = sms_definition()
+    body["definition"]["name"] = name
+    problems = validate_definition_input(body, Limits()).problems
+    assert [(p.code, p.message, p.path) for p in problems] == [
+        (ErrorCode.NAME_REQUIRED, "Workflow name is required.", "definition.name")
+    ]
+
+
+def test_null_name_in_any_letter_case_is_5001() -> None:
+    body = sms_definition()
+    del body["definition"]["name"]
+    body["definition"]["NAME"] = None
+    problems = validate_definition_input(body, Limits()).problems
+    assert [p.code for p in problems] == [ErrorCode.NAME_REQUIRED]
+
+
+async def test_api_answers_5001_for_a_null_name(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    body = sms_definition()
+    body["definition"]["name"] = None
+    response = await client.post(f"{tenant.base}/definitions", json=body, headers=tenant.headers)
+    assert response.status_code == 400, response.text
+    error = response.json()
+    assert (error["code"], error["message"]) == (5001, "Workflow name is required.")
+    assert set(error) >= {"code", "message", "errorId", "timestamp"}
+
+
+# --- d. starting an instance on version 0 is refused --------------------------------------------
+
+
+async def test_start_on_version_0_is_400_like_delete(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    created = await client.post(
+        f"{tenant.base}/definitions", json=sms_definition(), headers=tenant.headers
+    )
+    assert created.status_code == 201, created.text
+    url = f"{tenant.base}/definitions/{created.json()['id']}"
+    for params in ({"version": 0}, {"version": -1}):
+        started = await client.post(
+            f"{url}/workflows", params=params, json={}, headers=tenant.headers
+        )
+        deleted = await client.delete(url, params=params, headers=tenant.headers)
+        assert started.status_code == deleted.status_code == 400, started.text
+        assert started.json()["code"] == deleted.json()["code"] == ErrorCode.INVALID_PARAMETER
+    listed = await client.get(f"{url}/workflows", headers=tenant.headers)
+    assert listed.status_code == 200
+    assert listed.json() == []
+
+
+@pytest.mark.parametrize("version", [0, -3])
+async def test_instance_service_refuses_a_version_below_1(
+    context: AppContext, tenant: Tenant, version: int
+) -> None:
+    """The console and the CLI reach the service without the route's query checks."""
+    definition = await context.definitions.create(tenant.account_id, sms_definition())
+    with pytest.raises(ApiError) as raised:
+        await context.instances.start_test(tenant.account_id, definition.id, version, {})
+    assert raised.value.code == ErrorCode.INVALID_PARAMETER
+    assert await context.instances.counts(tenant.account_id, [definition.id]) == {}
