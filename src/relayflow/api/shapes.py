@@ -224,3 +224,73 @@ class BulkResultOut(BaseModel):
     matched: int = Field(description="Instances matching the filters.")
     changed: int = Field(description="Instances the action changed.")
     skipped: int = Field(description="Matching instances in a status the action does not fit.")
+
+
+class WorkflowEventOut(BaseModel):
+    type: str = Field(
+        description="What happened, in the past tense: instance_started, step_started, "
+        "step_completed, event_wait_started, reply_received, dtmf_received, "
+        "step_retry_scheduled, step_failed, instance_terminated, instance_completed, warning, ..."
+    )
+    step: str | None = Field(description="The step's id, for step events.")
+    at: str = Field(description="When (ISO-8601 UTC).")
+    detail: dict[str, Any] | None
+
+
+class MessageOut(BaseModel):
+    umid: str = Field(description="Message id (8x8's `umid`, or the sandbox's).")
+    channel: str = Field(description="sms, chatapps or voice.")
+    provider: str = Field(description="sandbox or 8x8.")
+    subAccountId: str | None
+    recipient: str | None
+    clientMessageId: str | None
+    request: dict[str, Any] = Field(description="The body sent to the provider.")
+    response: dict[str, Any] | None = Field(description="The provider's answer.")
+    status: str
+    workflowId: str | None
+    stepLogId: str | None = Field(description="The step execution that sent it.")
+    createdAt: str
+
+
+class ReceiptOut(BaseModel):
+    state: str = Field(description="8x8's delivery state, e.g. delivered, undelivered.")
+    detail: str | None
+    errorCode: int | None
+    errorMessage: str | None
+    timestamp: str | None = Field(description="When 8x8 says the state was reached.")
+    receivedAt: str = Field(description="When relayflow received the receipt.")
+
+
+class MessageWithReceiptsOut(MessageOut):
+    receipts: list[ReceiptOut] = Field(description="Delivery receipts, oldest first.")
+
+
+class UsageOut(BaseModel):
+    accountId: str
+    allowedWorkflowCount: int | None = Field(description="The monthly quota; null: none.")
+    allowedOverage: bool
+    overagePrice: float
+    executedWorkflowCount: int = Field(description="Workflows started this month.")
+    countStartedMonth: int
+    countStartedYear: int
+
+
+class UsageMonthOut(BaseModel):
+    id: str
+    accountId: str
+    executedWorkflowCount: int
+    month: int
+    year: int
+
+
+class TriggerResultOut(BaseModel):
+    workflowIds: list[str] = Field(description="The instances started (extension).")
+
+
+class RouteResultOut(BaseModel):
+    """What an inbound sandbox event did: the 8x8-shaped event routed, and its effect."""
+
+    event: dict[str, Any] = Field(description="The event as 8x8 would have posted it.")
+    started: list[str] = Field(description="Workflow ids started by the event.")
+    resumed: list[str] = Field(description="Workflow ids whose wait the event ended.")
+    duplicate: bool = Field(description="The event id was seen before: nothing happened.")

@@ -21,6 +21,7 @@ from relayflow.api.params import (
     offset_param,
     version_param,
 )
+from relayflow.api.paths import definition_id_path
 from relayflow.api.responses import FastJSONResponse
 from relayflow.api.shapes import (
     ERROR_RESPONSES,
@@ -117,7 +118,7 @@ async def validate_definition(
 )
 async def definition_history(
     request: Request,
-    definitionId: str,
+    definitionId: str = definition_id_path(),
     account_id: str = Depends(authorized_account),
     limit: int = limit_param(),
     offset: int = offset_param(),
@@ -137,7 +138,7 @@ async def definition_history(
 )
 async def update_definition(
     request: Request,
-    definitionId: str,
+    definitionId: str = definition_id_path(),
     account_id: str = Depends(authorized_account),
 ) -> Response:
     definition_id = check_definition_id(definitionId)
@@ -155,7 +156,7 @@ async def update_definition(
 )
 async def delete_definition(
     request: Request,
-    definitionId: str,
+    definitionId: str = definition_id_path(),
     account_id: str = Depends(authorized_account),
     version: int | None = version_param("Delete only this version."),
 ) -> Response:

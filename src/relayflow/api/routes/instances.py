@@ -20,12 +20,14 @@ from relayflow.api.params import (
     offset_param,
     version_param,
 )
+from relayflow.api.paths import definition_id_path, workflow_id_path
 from relayflow.api.responses import FastJSONResponse
 from relayflow.api.shapes import (
     ERROR_RESPONSES,
     BulkResultOut,
     ErrorOut,
     WorkflowErrorOut,
+    WorkflowEventOut,
     WorkflowInstanceOut,
     error_json,
     event_json,
@@ -57,7 +59,7 @@ InstanceStatus = Literal["Runnable", "Suspended", "Complete", "Terminated"]
 )
 async def list_instances(
     request: Request,
-    definitionId: str,
+    definitionId: str = definition_id_path(),
     account_id: str = Depends(authorized_account),
     limit: int = limit_param(),
     offset: int = offset_param(),
@@ -94,7 +96,7 @@ async def list_instances(
 )
 async def start_instance(
     request: Request,
-    definitionId: str,
+    definitionId: str = definition_id_path(),
     account_id: str = Depends(authorized_account),
     version: int | None = version_param("Version to run (default: latest)."),
 ) -> Response:
@@ -127,7 +129,7 @@ async def start_instance(
 )
 async def bulk_action(
     request: Request,
-    definitionId: str,
+    definitionId: str = definition_id_path(),
     account_id: str = Depends(authorized_account),
 ) -> Response:
     definition_id = check_definition_id(definitionId)
@@ -155,8 +157,8 @@ async def bulk_action(
 )
 async def get_instance(
     request: Request,
-    definitionId: str,
-    workflowId: str,
+    definitionId: str = definition_id_path(),
+    workflowId: str = workflow_id_path(),
     account_id: str = Depends(authorized_account),
     includeLogs: bool = Query(False, description="Include the step logs."),
 ) -> Response:
@@ -193,8 +195,8 @@ async def get_instance(
 )
 async def control_instance(
     request: Request,
-    definitionId: str,
-    workflowId: str,
+    definitionId: str = definition_id_path(),
+    workflowId: str = workflow_id_path(),
     account_id: str = Depends(authorized_account),
 ) -> Response:
     definition_id, workflow_id = check_definition_id(definitionId), check_workflow_id(workflowId)
@@ -223,8 +225,8 @@ async def control_instance(
 )
 async def retry_instance(
     request: Request,
-    definitionId: str,
-    workflowId: str,
+    definitionId: str = definition_id_path(),
+    workflowId: str = workflow_id_path(),
     account_id: str = Depends(authorized_account),
     version: Literal["same", "latest"] = Query(
         "same", description="`same` (default): the instance's version; `latest`: the newest."
@@ -250,8 +252,8 @@ async def retry_instance(
 )
 async def instance_errors(
     request: Request,
-    definitionId: str,
-    workflowId: str,
+    definitionId: str = definition_id_path(),
+    workflowId: str = workflow_id_path(),
     account_id: str = Depends(authorized_account),
 ) -> Response:
     rows = await context_of(request).instances.errors(
@@ -264,12 +266,13 @@ async def instance_errors(
     "/{workflowId}/events",
     operation_id="get-instance-events",
     summary="The instance's audit log of past-tense events (relayflow extension)",
+    response_model=list[WorkflowEventOut],
     responses=NOT_FOUND,
 )
 async def instance_events(
     request: Request,
-    definitionId: str,
-    workflowId: str,
+    definitionId: str = definition_id_path(),
+    workflowId: str = workflow_id_path(),
     account_id: str = Depends(authorized_account),
 ) -> Response:
     rows = await context_of(request).instances.events(

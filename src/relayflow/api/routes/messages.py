@@ -10,8 +10,16 @@ from starlette.responses import Response
 from relayflow.api.auth import authorized_account
 from relayflow.api.context import context_of
 from relayflow.api.params import limit_param, offset_param
+from relayflow.api.paths import umid_path
 from relayflow.api.responses import FastJSONResponse
-from relayflow.api.shapes import ERROR_RESPONSES, message_json, receipt_json
+from relayflow.api.shapes import (
+    ERROR_RESPONSES,
+    ErrorOut,
+    MessageOut,
+    MessageWithReceiptsOut,
+    message_json,
+    receipt_json,
+)
 
 router = APIRouter(
     prefix="/api/v1/accounts/{accountId}/messages", tags=["Messages (relayflow extension)"]
@@ -22,6 +30,7 @@ router = APIRouter(
     "",
     operation_id="list-messages",
     summary="Sent messages, newest first",
+    response_model=list[MessageOut],
     responses=ERROR_RESPONSES,
 )
 async def list_messages(
@@ -41,10 +50,16 @@ async def list_messages(
     "/{umid}",
     operation_id="get-message",
     summary="A sent message and its status history",
-    responses=ERROR_RESPONSES,
+    response_model=MessageWithReceiptsOut,
+    responses={
+        **ERROR_RESPONSES,
+        404: {"model": ErrorOut, "description": "Message not found (code 1302)."},
+    },
 )
 async def get_message(
-    request: Request, umid: str, account_id: str = Depends(authorized_account)
+    request: Request,
+    umid: str = umid_path(),
+    account_id: str = Depends(authorized_account),
 ) -> Response:
     view = await context_of(request).messages.get(account_id, umid)
     return FastJSONResponse(

@@ -12,7 +12,7 @@ from relayflow.api.auth import authorized_account
 from relayflow.api.context import context_of
 from relayflow.api.params import body_schema, limit_param, model_body, offset_param
 from relayflow.api.responses import FastJSONResponse
-from relayflow.api.shapes import ERROR_RESPONSES, message_json
+from relayflow.api.shapes import ERROR_RESPONSES, MessageOut, RouteResultOut, message_json
 from relayflow.services.inputs import Dtmf, InboundChat, InboundSms
 
 router = APIRouter(
@@ -24,6 +24,7 @@ router = APIRouter(
     "/outbox",
     operation_id="sandbox-outbox",
     summary="Messages sent by workflows, newest first",
+    response_model=list[MessageOut],
     responses=ERROR_RESPONSES,
 )
 async def outbox(
@@ -44,6 +45,7 @@ async def outbox(
     "/inbound/sms",
     operation_id="sandbox-inbound-sms",
     summary="A customer sends an SMS (routed like 8x8's inbound webhook)",
+    response_model=RouteResultOut,
     responses=ERROR_RESPONSES,
     openapi_extra=body_schema(InboundSms),
 )
@@ -59,6 +61,7 @@ async def inbound_sms(request: Request, account_id: str = Depends(authorized_acc
     "/inbound/chatapps",
     operation_id="sandbox-inbound-chatapps",
     summary="A customer sends a chat-apps message or presses a button",
+    response_model=RouteResultOut,
     responses=ERROR_RESPONSES,
     openapi_extra=body_schema(InboundChat),
 )
@@ -74,6 +77,7 @@ async def inbound_chat(request: Request, account_id: str = Depends(authorized_ac
     "/dtmf",
     operation_id="sandbox-dtmf",
     summary="The callee presses keys during a say&capture call",
+    response_model=RouteResultOut,
     responses=ERROR_RESPONSES,
     openapi_extra=body_schema(Dtmf),
 )

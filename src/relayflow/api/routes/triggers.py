@@ -10,7 +10,7 @@ from relayflow.api.auth import authorized_account
 from relayflow.api.context import context_of
 from relayflow.api.params import json_body
 from relayflow.api.responses import FastJSONResponse
-from relayflow.api.shapes import ERROR_RESPONSES
+from relayflow.api.shapes import ERROR_RESPONSES, ErrorOut, TriggerResultOut
 
 router = APIRouter(prefix="/api/v1/accounts/{accountId}/triggers", tags=["Triggers"])
 
@@ -22,7 +22,11 @@ router = APIRouter(prefix="/api/v1/accounts/{accountId}/triggers", tags=["Trigge
     description="The JSON body appears at the root of `data` (`{{data.price}}`). Without "
     "`subAccountId` only definitions without a subaccount start. Answers the started workflow "
     "ids (extension; 8x8 sends no body).",
-    responses={**ERROR_RESPONSES, 429: {"description": "Rate limited (code 1429, Retry-After)."}},
+    response_model=TriggerResultOut,
+    responses={
+        **ERROR_RESPONSES,
+        429: {"model": ErrorOut, "description": "Rate limited (code 1429, Retry-After)."},
+    },
     openapi_extra={
         "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}
     },

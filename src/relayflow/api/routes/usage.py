@@ -9,12 +9,18 @@ from starlette.responses import Response
 from relayflow.api.auth import authorized_account
 from relayflow.api.context import context_of
 from relayflow.api.responses import FastJSONResponse
-from relayflow.api.shapes import ERROR_RESPONSES
+from relayflow.api.shapes import ERROR_RESPONSES, UsageMonthOut, UsageOut
 
 router = APIRouter(prefix="/api/v1/accounts/{accountId}/usage", tags=["Usage"])
 
 
-@router.get("", operation_id="get-usage", summary="This month's usage", responses=ERROR_RESPONSES)
+@router.get(
+    "",
+    operation_id="get-usage",
+    summary="This month's usage",
+    response_model=UsageOut,
+    responses=ERROR_RESPONSES,
+)
 async def get_usage(request: Request, account_id: str = Depends(authorized_account)) -> Response:
     usage = await context_of(request).usage.current(account_id)
     return FastJSONResponse(
@@ -34,6 +40,7 @@ async def get_usage(request: Request, account_id: str = Depends(authorized_accou
     "/history",
     operation_id="get-usage-history",
     summary="Usage per month, newest first",
+    response_model=list[UsageMonthOut],
     responses=ERROR_RESPONSES,
 )
 async def usage_history(
