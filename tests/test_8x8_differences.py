@@ -11,6 +11,7 @@ from relayflow.api.context import AppContext
 from relayflow.config import Limits
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.model.validation import validate_definition_input
+from tests.flow_harness import Flow
 from tests.helpers import Tenant, sms_definition
 
 # --- a. a null name is a missing name (5001) ---------------------------------------------------
@@ -77,3 +78,40 @@ async def test_instance_service_refuses_a_version_below_1(
         await context.instances.start_test(tenant.account_id, definition.id, version, {})
     assert raised.value.code == ErrorCode.INVALID_PARAMETER
     assert await context.instances.counts(tenant.account_id, [definition.id]) == {}
+
+
+# --- f. VoiceMessage's action defaults to `say` ---------------------------------------------------
+
+
+@pytest.fixture
+def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
+    return Flow(client, tenant, context)
+
+
+def test_voice_message_without_action_is_valid() -> None:
+    body = sms_definition()
+    body["definition"]["steps"] = [
+        {
+            "id": "call",
+            "stepType": "VoiceMessage",
+            "inputs": {"subAccountId": "acme_voice", "params": {"text": "Hello"}},
+        }
+    ]
+    result = validate_definition_input(body, Limits())
+    assert result.problems == []
+
+
+async def test_voice_message_without_action_says_its_text(flow: Flow) -> None:
+    params = {"source": "+6560000000", "destination": "{{data.phone}}", "text": "Hello"}
+    step = {
+        "id": "call",
+        "stepType": "VoiceMessage",
+        "inputs": {"subAccountId": "acme_voice", "params": params},
+    }
+    definition = await flow.define([step], trigger="http_request")
+    [workflow] = await flow.http_trigger({"phone": "+6591112222"})
+    [call] = await flow.outbox("voice")
+    assert call["request"]["callflow"] == [
+        {"action": "say", "params": {**params, "destination": "+6591112222"}}
+    ]
+    assert (await flow.instance(definition, workflow))["status"] == "Complete"

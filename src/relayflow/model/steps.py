@@ -251,7 +251,9 @@ class WaitForReplyStep(StepBase):
 class VoiceMessageInputs(Inputs):
     subAccountId: Text | None = Field(default=None, description="Voice-enabled subaccount.")
     clientRequestId: Text | None = Field(default=None, description="Use `{{uuid()}}`.")
-    action: VoiceActionField
+    action: VoiceActionField = Field(
+        default=VoiceAction.SAY.value, description="8x8's schema default: `say`."
+    )
     params: ObjectOrExpression = Field(description="Parameters of the voice action.")
 
 
