@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from aiohttp import web
 
 from relayflow.api.context import AppContext
-from relayflow.config import Limits
+from relayflow.config import Limits, Settings
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.model.validation import validate_definition_input
 from tests.flow_harness import Flow
@@ -84,6 +86,12 @@ async def test_instance_service_refuses_a_version_below_1(
 
 
 @pytest.fixture
+def settings(database_url: str) -> Settings:
+    # The recording HTTP server of the HttpRequest tests lives on loopback: allow-list it.
+    return Settings(database_url=database_url, http_allowlist="127.0.0.0/8")
+
+
+@pytest.fixture
 def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
     return Flow(client, tenant, context)
 
@@ -115,3 +123,76 @@ async def test_voice_message_without_action_says_its_text(flow: Flow) -> None:
         {"action": "say", "params": {**params, "destination": "+6591112222"}}
     ]
     assert (await flow.instance(definition, workflow))["status"] == "Complete"
+
+
+# --- e. an HttpRequest without a body sends no Content-Type --------------------------------------
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
+    """A real HTTP server on loopback that records each request's raw headers and body."""
+    seen: list[dict[str, Any]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        seen.append(
+            {
+                "method": request.method,
+                "headers": [(k.decode().lower(), v.decode()) for k, v in request.raw_headers],
+                "body": await request.read(),
+            }
+        )
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/hook", record)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/hook", seen
+    finally:
+        await runner.cleanup()
+
+
+def _http_step(url: str, method: str, **inputs: Any) -> dict[str, Any]:
+    return {
+        "id": f"call_{method.lower()}",
+        "stepType": "HttpRequest",
+        "inputs": {"url": url, "method": method, **inputs},
+    }
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+async def test_http_request_without_body_sends_no_content_type(
+    flow: Flow, recorder: tuple[str, list[dict[str, Any]]], method: str
+) -> None:
+    url, seen = recorder
+    definition = await flow.define([_http_step(url, method)], trigger="http_request")
+    [workflow] = await flow.http_trigger({})
+    assert await flow.errors(definition, workflow) == []
+    [request] = seen
+    assert request["method"] == method
+    assert request["body"] == b""
+    names = [name for name, _ in request["headers"]]
+    assert "content-type" not in names, request["headers"]
+    assert "transfer-encoding" not in names, request["headers"]
+
+
+async def test_http_request_content_types_that_stay(
+    flow: Flow, recorder: tuple[str, list[dict[str, Any]]]
+) -> None:
+    """A JSON body is labelled JSON; a Content-Type the step sets itself is sent even bodiless."""
+    url, seen = recorder
+    steps = [
+        {**_http_step(url, "POST", body={"a": 1}), "nextStepId": "own"},
+        {**_http_step(url, "POST", headers={"Content-Type": "text/plain"}), "id": "own"},
+    ]
+    await flow.define(steps, trigger="http_request")
+    await flow.http_trigger({})
+    with_body, own = seen
+    assert ("content-type", "application/json") in with_body["headers"]
+    assert with_body["body"] == b'{"a":1}'
+    assert [v for k, v in own["headers"] if k == "content-type"] == ["text/plain"]
+    assert own["body"] == b""

@@ -176,6 +176,9 @@ class GuardedHttpClient:
                 headers=send_headers,
                 params=params or None,
                 data=data,
+                # Without a body aiohttp labels POST/PUT/PATCH `application/octet-stream`;
+                # skipping the automatic header keeps one the step set itself.
+                skip_auto_headers=("Content-Type",) if data is None else None,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
