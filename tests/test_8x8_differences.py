@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
+from jsonschema import Draft4Validator
 
 from relayflow.api.context import AppContext
 from relayflow.config import Limits, Settings
@@ -15,6 +17,7 @@ from relayflow.errors import ApiError, ErrorCode
 from relayflow.model.validation import validate_definition_input
 from tests.flow_harness import Flow
 from tests.helpers import Tenant, sms_definition
+from tests.test_openapi_contract import OAS
 
 # --- a. a null name is a missing name (5001) ---------------------------------------------------
 
@@ -196,3 +199,40 @@ async def test_http_request_content_types_that_stay(
     assert with_body["body"] == b'{"a":1}'
     assert [v for k, v in own["headers"] if k == "content-type"] == ["text/plain"]
     assert own["body"] == b""
+
+
+# --- b. /steps/functions: parameter defaults are objects or null -------------------------------
+
+
+def _function_validator() -> Draft4Validator:
+    """8x8's `function` schema as it stands, except that `default` may also be null (8x8's own
+    example gives `"default": null`) and `example` is untyped (its example gives a string)."""
+    schema = copy.deepcopy(OAS["components"]["schemas"]["function"])
+    parameter = schema["properties"]["parameters"]["items"]["properties"]
+    assert parameter["default"]["type"] == "object"
+    parameter["default"]["type"] = ["object", "null"]
+    del parameter["example"]["type"]
+    Draft4Validator.check_schema(schema)
+    return Draft4Validator(schema)
+
+
+async def test_function_parameter_defaults_conform_to_8x8s_schema(flow: Flow) -> None:
+    validator = _function_validator()
+    functions = await flow.call("GET", "/steps/functions")
+    for function in functions:
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(function)]
+        assert errors == [], function["name"]
+    [string_contains] = [f for f in functions if f["name"] == "stringContains"]
+    [ignore_case] = [p for p in string_contains["parameters"] if p["name"] == "ignoreCase"]
+    assert ignore_case["default"] is None
+    assert ignore_case["required"] is False
+    assert ignore_case["description"].endswith(" Default: false.")
+
+
+def test_the_schema_check_refuses_a_scalar_default() -> None:
+    parameter = {"name": "x", "type": "boolean", "required": False, "description": "d"}
+    function = {"name": "f", "description": "d", "example": "f()", "parameters": [parameter]}
+    validator = _function_validator()
+    assert validator.is_valid({**function, "parameters": [{**parameter, "example": 1}]})
+    bad = {**parameter, "example": 1, "default": False}
+    assert not validator.is_valid({**function, "parameters": [bad]})

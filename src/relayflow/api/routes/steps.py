@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any, cast
+
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
@@ -33,4 +36,16 @@ async def list_timezones(
     responses=ERROR_RESPONSES,
 )
 async def list_functions(_account: str = Depends(authorized_account)) -> Response:
-    return FastJSONResponse(helpers.FUNCTIONS)
+    # 8x8's schema types a parameter's `default` as an object (its example gives null): a
+    # scalar default such as `false` is told in the description and `default` is null.
+    functions = []
+    for function in helpers.FUNCTIONS:
+        parameters = []
+        for parameter in cast(list[dict[str, Any]], function["parameters"]):
+            default = parameter["default"]
+            if default is not None and not isinstance(default, dict):
+                described = f"{parameter['description']} Default: {json.dumps(default)}."
+                parameter = {**parameter, "default": None, "description": described}
+            parameters.append(parameter)
+        functions.append({**function, "parameters": parameters})
+    return FastJSONResponse(functions)
