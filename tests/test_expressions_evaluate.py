@@ -125,7 +125,7 @@ def test_deeply_nested_inputs_are_refused() -> None:
 
 
 def test_outputs_without_braces_are_skipped() -> None:
-    for literal in ["variable 0", "", "true", 5, None, {"a": "{{data.x}}"}]:
+    for literal in ["variable 0", "", "true", 5, None, {"a": "data.x", "b": ["x", {}]}, []]:
         assert one(literal, "output") == Outcome(None, skipped=True)
 
 

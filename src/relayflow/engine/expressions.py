@@ -2,7 +2,8 @@
 
 Literals, constant conditions and plain property paths are evaluated in Python
 (`engine/fastpath.py`); a group with anything else goes to the QuickJS evaluator in one batch,
-so both give the same results.
+so both give the same results. `now_ms` is the runner's clock reading for the step: what
+`Date.now()` and `new Date()` return (virtual time in flow tests).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from relayflow.engine import fastpath
 from relayflow.engine.runner import SKIP, Evaluated
 from relayflow.expressions.evaluate import ExpressionEvaluator, Outcome
+from relayflow.expressions.template import contains_expression
 from relayflow.telemetry import metrics
 
 _OK, _WARNING, _ERROR = (
@@ -22,7 +24,7 @@ _OK, _WARNING, _ERROR = (
 
 def _count_fast(values: Iterable[Any]) -> None:
     """Expressions the Python fast path evaluated (literals are not expressions)."""
-    count = sum(1 for value in values if isinstance(value, str) and "{{" in value)
+    count = sum(1 for value in values if contains_expression(value))
     if count:
         _OK.inc(count)
 
@@ -48,7 +50,12 @@ class SandboxExpressions:
         self._evaluator = evaluator
 
     async def inputs(
-        self, inputs: dict[str, Any], conditions: frozenset[str], data: dict[str, Any]
+        self,
+        inputs: dict[str, Any],
+        conditions: frozenset[str],
+        data: dict[str, Any],
+        *,
+        now_ms: int | None = None,
     ) -> Evaluated:
         fast = [
             fastpath.condition_value(value, data, None)
@@ -63,24 +70,35 @@ class SandboxExpressions:
             (value, "condition" if name in conditions else "input")
             for name, value in inputs.items()
         ]
-        return _collect(await self._evaluator.evaluate(jobs, data, None))
+        return _collect(await self._evaluator.evaluate(jobs, data, None, now_ms=now_ms))
 
     async def outputs(
-        self, outputs: dict[str, Any], data: dict[str, Any], step: dict[str, Any]
+        self,
+        outputs: dict[str, Any],
+        data: dict[str, Any],
+        step: dict[str, Any],
+        *,
+        now_ms: int | None = None,
     ) -> Evaluated:
         fast = [fastpath.output_value(value, data, step) for value in outputs.values()]
         if not any(value is fastpath.NOT_FAST for value in fast):
             _count_fast(outputs.values())
             return Evaluated([SKIP if v is fastpath.SKIP_OUTPUT else v for v in fast], [])
         jobs = [(value, "output") for value in outputs.values()]
-        return _collect(await self._evaluator.evaluate(jobs, data, step), skip_marker=True)
+        outcomes = await self._evaluator.evaluate(jobs, data, step, now_ms=now_ms)
+        return _collect(outcomes, skip_marker=True)
 
     async def conditions(
-        self, conditions: list[Any], data: dict[str, Any], step: dict[str, Any]
+        self,
+        conditions: list[Any],
+        data: dict[str, Any],
+        step: dict[str, Any],
+        *,
+        now_ms: int | None = None,
     ) -> Evaluated:
         fast = [fastpath.condition_value(value, data, step) for value in conditions]
         if not any(value is fastpath.NOT_FAST for value in fast):
             _count_fast(conditions)
             return Evaluated(fast, [])
         jobs = [(value, "condition") for value in conditions]
-        return _collect(await self._evaluator.evaluate(jobs, data, step))
+        return _collect(await self._evaluator.evaluate(jobs, data, step, now_ms=now_ms))

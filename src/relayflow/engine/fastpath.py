@@ -12,7 +12,14 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from relayflow.expressions.template import Expression, Literal, TemplateSyntaxError, parse_template
+from relayflow.expressions.evaluate import MAX_INPUT_DEPTH
+from relayflow.expressions.template import (
+    Expression,
+    Literal,
+    TemplateSyntaxError,
+    contains_expression,
+    parse_template,
+)
 
 
 class _NotFast:
@@ -20,7 +27,7 @@ class _NotFast:
 
 
 NOT_FAST: Final = _NotFast()
-SKIP_OUTPUT: Final = object()  # an output without {{ }}: declared, not written
+SKIP_OUTPUT: Final = object()  # an output without {{ }} anywhere inside: declared, not written
 _PATH = re.compile(r"^(data|step)((?:\.[A-Za-z_$][A-Za-z0-9_$]*)*)$")
 _UNSAFE_NAMES = frozenset({"__proto__", "constructor", "prototype"})
 _CONSTANTS = {"true": True, "false": False}
@@ -86,29 +93,39 @@ def _template(text: str, data: Any, step: Any) -> Any:
     return "".join(pieces)
 
 
-def input_value(value: Any, data: Any) -> Any:
-    """An input, evaluated recursively, or NOT_FAST."""
+def _nested(value: Any, data: Any, step: Any, depth: int = 0) -> Any:
+    """`value` with its templates evaluated at any depth, or NOT_FAST if any one is not fast
+    (or the value is nested too deep: the sandbox reports that)."""
+    if depth > MAX_INPUT_DEPTH:
+        return NOT_FAST
     if isinstance(value, str):
-        return _template(value, data, None)
+        return _template(value, data, step)
     if isinstance(value, dict):
         result = {}
         for key, item in value.items():
-            evaluated = input_value(item, data)
+            evaluated = _nested(item, data, step, depth + 1)
             if evaluated is NOT_FAST:
                 return NOT_FAST
             result[key] = evaluated
         return result
     if isinstance(value, list):
-        items = [input_value(item, data) for item in value]
+        items = [_nested(item, data, step, depth + 1) for item in value]
         return NOT_FAST if any(item is NOT_FAST for item in items) else items
     return value
 
 
+def input_value(value: Any, data: Any) -> Any:
+    """An input, evaluated recursively, or NOT_FAST."""
+    return _nested(value, data, None)
+
+
 def output_value(value: Any, data: Any, step: Any) -> Any:
-    """An output's value, SKIP_OUTPUT for a declaration without {{ }}, or NOT_FAST."""
-    if not isinstance(value, str) or "{{" not in value:
+    """An output's value, evaluated recursively like an input; SKIP_OUTPUT for a declaration
+    (no {{ }} anywhere inside); or NOT_FAST (a tolerant read, among others, is left to the
+    sandbox, which knows how to warn about it)."""
+    if not contains_expression(value):
         return SKIP_OUTPUT
-    return _template(value, data, step)
+    return _nested(value, data, step)
 
 
 def js_truthy(value: Any) -> bool:

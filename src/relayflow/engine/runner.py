@@ -62,16 +62,33 @@ class Evaluated:
 
 
 class Expressions(Protocol):
+    """`now_ms`: the step's clock reading, what `Date.now()` returns in its expressions."""
+
     async def inputs(
-        self, inputs: dict[str, Any], conditions: frozenset[str], data: dict[str, Any]
+        self,
+        inputs: dict[str, Any],
+        conditions: frozenset[str],
+        data: dict[str, Any],
+        *,
+        now_ms: int | None = None,
     ) -> Evaluated: ...
 
     async def outputs(
-        self, outputs: dict[str, Any], data: dict[str, Any], step: dict[str, Any]
+        self,
+        outputs: dict[str, Any],
+        data: dict[str, Any],
+        step: dict[str, Any],
+        *,
+        now_ms: int | None = None,
     ) -> Evaluated: ...
 
     async def conditions(
-        self, conditions: list[Any], data: dict[str, Any], step: dict[str, Any]
+        self,
+        conditions: list[Any],
+        data: dict[str, Any],
+        step: dict[str, Any],
+        *,
+        now_ms: int | None = None,
     ) -> Evaluated: ...
 
 
@@ -209,7 +226,7 @@ class Runner:
             pointer.started_at_ms = now
             state.record("step_started", node.id, now, {"worker": state.worker})
             evaluated = await self._expressions.inputs(
-                node.inputs, step.condition_inputs, state.data
+                node.inputs, step.condition_inputs, state.data, now_ms=now
             )
             if evaluated.error:
                 self._fault(state, node.type, pointer, evaluated.error)
@@ -361,7 +378,9 @@ class Runner:
     ) -> None:
         now = self._clock.now_ms()
         if node.outputs:
-            written = await self._expressions.outputs(node.outputs, state.data, step_scope)
+            written = await self._expressions.outputs(
+                node.outputs, state.data, step_scope, now_ms=now
+            )
             if written.error:
                 self._fault(state, node.type, pointer, written.error)
                 return
@@ -381,7 +400,9 @@ class Runner:
         targets = [node.next_step_id] if node.next_step_id else []
         if node.select_next:
             conditions = [condition for _, condition in node.select_next]
-            decided = await self._expressions.conditions(conditions, state.data, step_scope)
+            decided = await self._expressions.conditions(
+                conditions, state.data, step_scope, now_ms=now
+            )
             if decided.error:
                 self._fault(state, node.type, pointer, decided.error)
                 return

@@ -11,11 +11,16 @@ batch that needs more than the budget, or hits any limit, is thrown away and eva
 on the expression thread pool with the full limits. Re-running is safe because expressions
 have no side effects (the whitelist), and the loop is blocked for little more than the budget.
 
+`Date.now()` and `new Date()` give the batch's `now_ms` (the engine passes its clock's time,
+virtual in flow tests); without one, the host's time when the batch starts.
+
 Three kinds of job, because 8x8 treats them differently:
 - "input": any JSON; strings are templates, objects/arrays are evaluated recursively. Every
   expression error is an error (the engine faults the step).
-- "output": a string. Without `{{ }}` it is not written (`skipped`). A tolerant read (an error
-  that is only a property read of null/undefined) yields None plus a warning.
+- "output": any JSON, evaluated like an input (objects/arrays recursively). One without `{{ }}`
+  anywhere inside is a declaration and is not written (`skipped`). A tolerant read (an error
+  that is only a property read of null/undefined) makes that string's value None, plus a
+  warning; the rest of the output is still written.
 - "condition": None is the default branch (value None); booleans and "true"/"false" are
   constants; an expression counts by JavaScript truthiness; a tolerant read is False + warning.
 """
@@ -28,7 +33,7 @@ import functools
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -43,12 +48,14 @@ from relayflow.expressions.sandbox import (
     ScriptError,
     realm_ready,
     to_json,
+    wall_clock_ms,
     warm_realm,
 )
 from relayflow.expressions.template import (
     Expression,
     Part,
     TemplateSyntaxError,
+    contains_expression,
     has_expression,
     is_single_expression,
     parse_template,
@@ -80,8 +87,9 @@ class Job(NamedTuple):
 class Outcome:
     """The result of one job. `value` is JSON-compatible Python.
 
-    `error` set: the job failed (value None). `skipped`: an output without `{{ }}`, which must
-    not be written. For a condition, value None means "the default branch" (a null condition).
+    `error` set: the job failed (value None). `skipped`: an output without `{{ }}` anywhere
+    inside, which must not be written. For a condition, value None means "the default branch"
+    (a null condition).
     """
 
     value: Any
@@ -139,9 +147,11 @@ class _Session:
         data_json: str,
         step_json: str,
         max_length: int,
+        now_ms: int,
         inline_budget: float | None = None,
     ) -> None:
         self._data_json = data_json
+        self._now_ms = now_ms
         self._step_json = step_json
         self._max_length = max_length
         self._inline_budget = inline_budget
@@ -158,7 +168,11 @@ class _Session:
         if self._sandbox is None:
             time_limit = self._inline_budget or TIME_LIMIT_SECONDS
             self._sandbox = Sandbox(
-                self._data_json, self._step_json, serialized=True, time_limit=time_limit
+                self._data_json,
+                self._step_json,
+                serialized=True,
+                time_limit=time_limit,
+                now_ms=self._now_ms,
             )
         try:
             value = self._sandbox.run(source, mode)
@@ -207,27 +221,45 @@ def _template(session: _Session, text: str) -> Any:
     )
 
 
-def _input(session: _Session, value: Any, depth: int = 0) -> Any:
+def _nested(value: Any, leaf: Callable[[str], Any], what: str, depth: int = 0) -> Any:
+    """`value` with every string holding `{{ }}` replaced by `leaf(string)`, at any depth."""
     if depth > MAX_INPUT_DEPTH:
-        raise _Failure(f"The input is nested deeper than {MAX_INPUT_DEPTH} levels.")
+        raise _Failure(f"The {what} is nested deeper than {MAX_INPUT_DEPTH} levels.")
     if isinstance(value, str):
-        return _template(session, value) if has_expression(value) else value
+        return leaf(value) if has_expression(value) else value
     if isinstance(value, dict):
-        return {key: _input(session, item, depth + 1) for key, item in value.items()}
+        return {key: _nested(item, leaf, what, depth + 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [_input(session, item, depth + 1) for item in value]
+        return [_nested(item, leaf, what, depth + 1) for item in value]
     return value
 
 
+def _input(session: _Session, value: Any) -> Any:
+    return _nested(value, functools.partial(_template, session), "input")
+
+
 def _output(session: _Session, value: Any) -> Outcome:
-    if not isinstance(value, str) or not has_expression(value):
+    """Evaluated like an input, except that a declaration is skipped and reads are tolerant."""
+    if not contains_expression(value):
         return SKIPPED  # 8x8's builder exports literals to declare trigger parameters
-    try:
-        return Outcome(_template(session, value))
-    except _Failure as failure:
-        if failure.tolerant:
-            return Outcome(None, warning=failure.warning("the output is null"))
-        raise
+    warnings: list[str] = []
+
+    def tolerant(text: str) -> Any:
+        try:
+            return _template(session, text)
+        except _Failure as failure:
+            if not failure.tolerant:
+                raise
+            nested = not isinstance(value, str)
+            warnings.append(
+                failure.warning(
+                    "its value in the output is null" if nested else "the output is null"
+                )
+            )
+            return None
+
+    result = _nested(value, tolerant, "output")
+    return Outcome(result, warning=" ".join(warnings) or None)
 
 
 def _truthy_text(text: str) -> bool:
@@ -281,9 +313,11 @@ def evaluate_serialized(
     step_json: str,
     *,
     max_expression_length: int = MAX_EXPRESSION_LENGTH,
+    now_ms: int | None = None,
 ) -> list[Outcome]:
     """`evaluate_batch` with `data` and `step` already JSON text (snapshotted by the caller)."""
-    session = _Session(data_json, step_json, max_expression_length)
+    now = wall_clock_ms() if now_ms is None else now_ms
+    session = _Session(data_json, step_json, max_expression_length, now)
     try:
         return [_evaluate(session, job) for job in jobs]
     finally:
@@ -291,10 +325,14 @@ def evaluate_serialized(
 
 
 def _evaluate_inline(
-    jobs: Sequence[tuple[Any, str]], data_json: str, step_json: str, max_expression_length: int
+    jobs: Sequence[tuple[Any, str]],
+    data_json: str,
+    step_json: str,
+    max_expression_length: int,
+    now_ms: int,
 ) -> list[Outcome] | None:
     """The batch's outcomes, or None when it must go to the thread pool."""
-    session = _Session(data_json, step_json, max_expression_length, INLINE_BUDGET_SECONDS)
+    session = _Session(data_json, step_json, max_expression_length, now_ms, INLINE_BUDGET_SECONDS)
     try:
         return [_evaluate(session, job) for job in jobs]
     except _NeedsThread:
@@ -309,14 +347,20 @@ def evaluate_batch(
     step: Any = None,
     *,
     max_expression_length: int = MAX_EXPRESSION_LENGTH,
+    now_ms: int | None = None,
 ) -> list[Outcome]:
     """Evaluate every job of one step; one Outcome per job, in order.
 
     Synchronous and CPU-bound (QuickJS releases the GIL): call it from a worker thread, or use
-    `ExpressionEvaluator` from asyncio. `data`/`step` must be JSON-compatible.
+    `ExpressionEvaluator` from asyncio. `data`/`step` must be JSON-compatible. `now_ms`: the
+    time `Date` reads (UTC epoch ms); None: the host's.
     """
     return evaluate_serialized(
-        jobs, to_json(data), to_json(step), max_expression_length=max_expression_length
+        jobs,
+        to_json(data),
+        to_json(step),
+        max_expression_length=max_expression_length,
+        now_ms=now_ms,
     )
 
 
@@ -342,17 +386,27 @@ class ExpressionEvaluator:
         self._inline_realm_lost_at = -math.inf
 
     async def evaluate(
-        self, jobs: Sequence[tuple[Any, str]], data: Any, step: Any = None
+        self,
+        jobs: Sequence[tuple[Any, str]],
+        data: Any,
+        step: Any = None,
+        *,
+        now_ms: int | None = None,
     ) -> list[Outcome]:
         """Evaluate one batch.
 
         `data` and `step` are serialised here, on the loop thread, so the engine may change its
-        dicts as soon as this returns control without racing the worker thread.
+        dicts as soon as this returns control without racing the worker thread. `now_ms` is
+        what `Date.now()` returns (the engine's clock); None: the host's time, read here so an
+        inline try and its re-run on the pool agree.
         """
         jobs = list(jobs)
         data_json, step_json = to_json(data), to_json(step)
+        now = wall_clock_ms() if now_ms is None else now_ms
         if self._inline and self._inline_realm():
-            outcomes = _evaluate_inline(jobs, data_json, step_json, self._max_expression_length)
+            outcomes = _evaluate_inline(
+                jobs, data_json, step_json, self._max_expression_length, now
+            )
             if outcomes is not None:
                 self.inline_batches += 1
                 return outcomes
@@ -365,6 +419,7 @@ class ExpressionEvaluator:
             data_json,
             step_json,
             max_expression_length=self._max_expression_length,
+            now_ms=now,
         )
         # The pool thread runs in this task's context: host helpers such as uuid() follow it
         # (seeded ids in flow tests).

@@ -76,6 +76,10 @@ _STUBS = "".join(
 #   The only intrinsic state freezing cannot stop is behind the accessors
 #   Error.stackTraceLimit / Error.prepareStackTrace (QuickJS-NG keeps it in the context): the
 #   runner puts both back before every expression.
+# - Date reads the engine's clock, not the host's: `Date.now()`, `new Date()` and `Date()` give
+#   `clockNow`, which the runner sets before every expression (the evaluating step's "now", so
+#   flow tests in virtual time see virtual dates). `new Date(x, ...)` is the native one; the
+#   native constructor stays out of reach (Date.prototype.constructor is the clock's Date).
 # - Results: `join` builds a flat string (the binding cannot convert QuickJS "rope" strings,
 #   which `+` makes of long strings), and text must be well-formed UTF-16 to reach Python.
 #   'v' + JSON, 't' + text, or 'h' + the key of a host call to make first.
@@ -149,6 +153,18 @@ CappedArray.from = NativeArray.from;
 CappedArray.of = NativeArray.of;
 CappedArray.prototype = arrayProto;
 Object.defineProperty(global, 'Array', {value: CappedArray, writable: false, configurable: false});
+const NativeDate = Date;
+let clockNow = NaN;
+const ClockDate = function Date(...args) {
+  if (new.target === undefined) return String(new NativeDate(clockNow));
+  return args.length === 0 ? new NativeDate(clockNow) : new NativeDate(...args);
+};
+ClockDate.prototype = NativeDate.prototype;
+ClockDate.now = function now() { return clockNow; };
+ClockDate.parse = NativeDate.parse;
+ClockDate.UTC = NativeDate.UTC;
+Object.defineProperty(NativeDate.prototype, 'constructor', {value: ClockDate});
+Object.defineProperty(global, 'Date', {value: ClockDate, writable: false, configurable: false});
 delete global.eval;
 delete global.Function;
 const protoOf = Object.getPrototypeOf, describe = Object.getOwnPropertyDescriptor;
@@ -161,6 +177,7 @@ const hidden = [
   /a/[Symbol.matchAll]('a'), [].values().map(Boolean), Iterator.from({next: null}),
   function* () {}, function* () {}(), async function () {}, async function* () {},
   async function* () {}(), async () => {}, Promise.resolve(), (function () { return arguments; })(),
+  NativeDate,
 ];
 const seen = new Set(), todo = [global, ...hidden];
 while (todo.length > 0) {
@@ -184,8 +201,9 @@ const toText = (value) => {
   if (type === 'object') return toJson(value);
   return type === 'function' || type === 'symbol' ? '' : String(value);
 };
-return function run(fn, data, step, mode, memoJson) {
+return function run(fn, data, step, mode, memoJson, nowMs) {
   seq = 0;
+  clockNow = nowMs;
   pending = null;
   resetErrorSettings();
   memo = memoJson ? parse(memoJson) : null;
@@ -245,13 +263,16 @@ class _Realm:
         self.runs = 0
         self._closes = 0
 
-    def call(self, source: str, data_json: str, step_json: str, mode: Mode, memo: str) -> str:
-        """Run one expression on fresh copies of `data` and `step`; raise QuickJS errors."""
+    def call(
+        self, source: str, data_json: str, step_json: str, mode: Mode, memo: str, now_ms: float
+    ) -> str:
+        """Run one expression on fresh copies of `data` and `step`, with `Date` reading `now_ms`;
+        raise QuickJS errors."""
         self.runs += 1
         function = self._compile(source)
         data = self._context.parse_json(data_json)
         step = self._context.parse_json(step_json)
-        result: str = self._runner(function, data, step, mode, memo)
+        result: str = self._runner(function, data, step, mode, memo, now_ms)
         return result
 
     def has_left_jobs(self) -> bool:
@@ -330,16 +351,22 @@ class Sandbox:
         *,
         serialized: bool = False,
         time_limit: float = TIME_LIMIT_SECONDS,
+        now_ms: int | None = None,
     ) -> None:
         """`serialized=True`: `data` and `step` are already JSON text (see `to_json`).
 
         `time_limit`: CPU seconds per expression (the default is the documented 0.5 s; a
         shorter one serves callers that retry elsewhere with the full limit).
+        `now_ms`: what `Date.now()` and `new Date()` return, in UTC epoch ms (the engine passes
+        its clock's time, so flow tests in virtual time see virtual dates); None: the host's
+        time when the sandbox is made, the same for every expression it runs.
         """
         self._thread = threading.get_ident()
         self._data_json = data if serialized else to_json(data)
         self._step_json = step if serialized else to_json(step)
         self._time_limit = time_limit
+        # A float: the binding turns Python ints into 32-bit JavaScript integers.
+        self._now_ms = float(wall_clock_ms() if now_ms is None else now_ms)
         self._timeout_message = f"took longer than {round(time_limit * 1000)} ms and was stopped"
 
     def close(self) -> None:
@@ -377,6 +404,7 @@ class Sandbox:
                     self._step_json,
                     mode,
                     json.dumps(memo) if memo else "",
+                    self._now_ms,
                 )
             except (_quickjs.JSException, _quickjs.StackOverflow) as error:
                 failure = _classify(error, self._timeout_message)
@@ -397,6 +425,11 @@ class Sandbox:
             if time.perf_counter() - started > self._time_limit:  # the limit spans re-runs
                 raise ResourceLimitError(self._timeout_message)
             memo[body] = _host_call(body)
+
+
+def wall_clock_ms() -> int:
+    """The host's time in UTC epoch ms: `Date`'s "now" when the caller gives none."""
+    return time.time_ns() // 1_000_000
 
 
 def _has_lone_surrogate(text: str) -> bool:

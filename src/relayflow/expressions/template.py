@@ -33,6 +33,25 @@ def has_expression(text: str) -> bool:
     return OPEN in text
 
 
+def contains_expression(value: object) -> bool:
+    """Whether a string anywhere inside `value` (dicts and lists, at any depth) has `{{`.
+
+    An output without one is a declaration, not written (DESIGN.md §5). Iterative, so a deeply
+    nested definition cannot exhaust Python's stack.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if OPEN in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_template(text: str) -> list[Part]:
     """Return the literal and expression parts of `text`, in order."""
     parts: list[Part] = []

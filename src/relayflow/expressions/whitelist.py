@@ -1,11 +1,20 @@
 """Syntax whitelist for `{{ }}` expressions (spec §8.4: no assignment, allocation, functions).
 
-An expression must be *one side-effect-free JavaScript expression*. We parse it with
-tree-sitter-javascript, wrapped as `(` + source + `\\n)` exactly as the sandbox wraps it, and accept
-only whitelisted node types: anything unknown is rejected, so a newer grammar cannot widen what
-runs. This is what makes the sandbox's re-run protocol for helper calls correct; it also keeps
-expressions from assigning to the realm their step's batch shares (the sandbox freezes the hot
-prototypes against mutation through calls such as `Object.assign`).
+An expression must be *one side-effect-free JavaScript expression*. Beyond 8x8 we allow two
+things 8x8 forbids, each in one syntactic place only (see `_check_arrow` and `_check_new`):
+- an arrow function as the FIRST argument of `.map`, `.filter`, `.some`, `.every`, `.find` or
+  `.reduce`, with plain-name parameters and an expression body. Such an arrow has no name and can
+  never become a value an expression holds (it is not returned, stored, or passed anywhere but to
+  the built-in that calls it), so no expression can call it again: no recursion, and the
+  sandbox's time and memory limits bound the loops the built-ins run;
+- `new Date(...)` with 0 to 7 arguments (the sandbox's `Date` reads the engine's clock).
+
+We parse an expression with tree-sitter-javascript, wrapped as `(` + source + `\\n)` exactly
+as the sandbox wraps it, and accept only whitelisted node types: anything unknown is rejected,
+so a newer grammar cannot widen what runs. This is what makes the sandbox's re-run protocol
+for helper calls correct; it also keeps expressions from assigning to the realm their step's
+batch shares (the sandbox freezes the hot prototypes against mutation through calls such as
+`Object.assign`).
 """
 
 from __future__ import annotations
@@ -42,10 +51,9 @@ _FORBIDDEN = {
     "assignment_expression": "assignment",
     "augmented_assignment_expression": "assignment",
     "update_expression": "increment/decrement (++/--)",
-    "new_expression": "'new'",
+    "new_expression": "'new' (only new Date(...) is allowed)",
     "function_expression": "function",
     "function": "function",
-    "arrow_function": "arrow function",
     "generator_function": "generator function",
     "method_definition": "method definition",
     "class": "class",
@@ -87,6 +95,18 @@ FORBIDDEN_NAMES = frozenset(
 SYNTAX_ERROR_PREFIX = "invalid JavaScript"
 
 _FORBIDDEN_UNARY = frozenset({"delete"})
+# Methods whose first argument may be an arrow function, and that arrow's parameter limit
+# (reduce's callback takes four: accumulator, element, index, array).
+CALLBACK_METHODS = frozenset({"map", "filter", "some", "every", "find", "reduce"})
+_MAX_ARROW_PARAMETERS = 4
+# Parameters that would shadow what the whitelist relies on: `Date` (so `new Date` is always the
+# sandbox's clock-reading Date) and `arguments`.
+_RESERVED_PARAMETERS = FORBIDDEN_NAMES | {"Date", "arguments"}
+_MAX_DATE_ARGUMENTS = 7
+ARROW_PLACEMENT = (
+    "an arrow function is not allowed here: it may only be the first argument of "
+    ".map, .filter, .some, .every, .find or .reduce (e.g. data.items.map(i => i.sku))"
+)
 _UNICODE_BRACES = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}")
 
 _local = threading.local()
@@ -139,11 +159,26 @@ _cached = functools.lru_cache(maxsize=4096)(_forbidden_construct)
 
 
 def _check(root: Node) -> str | None:
-    stack = [root]
+    # (node, whether it is the first argument of a callback method, where an arrow may stand)
+    stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
-        node = stack.pop()
+        node, callback_slot = stack.pop()
         kind = node.type
-        if kind not in _ALLOWED:
+        if kind == "arrow_function" and callback_slot:
+            problem = _check_arrow(node)
+            if problem is not None:
+                return problem
+            body = node.child_by_field_name("body")
+            if body is not None:
+                stack.append((body, False))
+            continue
+        if kind == "new_expression":
+            problem = _check_new(node)
+            if problem is not None:
+                return problem
+        elif kind == "arrow_function":
+            return ARROW_PLACEMENT
+        elif kind not in _ALLOWED:
             label = _FORBIDDEN.get(kind, f"'{kind}'")
             return f"{label} is not allowed"
         if kind in ("identifier", "property_identifier", "shorthand_property_identifier"):
@@ -161,7 +196,73 @@ def _check(root: Node) -> str | None:
             literal = _literal_text(key)
             if literal is not None and literal in FORBIDDEN_NAMES:
                 return f"'{literal}' is not allowed"
-        stack.extend(child for child in node.children if child.is_named)
+        for child in node.children:
+            if not child.is_named:
+                continue
+            if kind == "call_expression" and child.type == "arguments" and _is_callback(node):
+                # The arguments node holds nothing else to check; comments need no check.
+                given = [item for item in child.named_children if item.type != "comment"]
+                stack.extend((item, index == 0) for index, item in enumerate(given))
+            else:
+                stack.append((child, False))
+    return None
+
+
+def _is_callback(call: Node) -> bool:
+    """Whether `call` is `x.map(...)` or another callback method (named with a dot)."""
+    function = call.child_by_field_name("function")
+    if function is None or function.type != "member_expression":
+        return False
+    method = function.child_by_field_name("property")
+    return (
+        method is not None
+        and method.text is not None
+        and (method.text.decode() in CALLBACK_METHODS)
+    )
+
+
+def _check_arrow(arrow: Node) -> str | None:
+    """An arrow in a callback slot: plain-name parameters and an expression body, not async."""
+    if any(child.type == "async" for child in arrow.children):
+        return "an 'async' arrow function is not allowed"
+    body = arrow.child_by_field_name("body")
+    if body is None or body.type == "statement_block":
+        return (
+            "an arrow function's body must be an expression, not a { } block (write i => i.qty > 0)"
+        )
+    single = arrow.child_by_field_name("parameter")
+    listed = arrow.child_by_field_name("parameters")
+    if single is not None:
+        parameters = [single]
+    elif listed is not None:
+        parameters = [child for child in listed.named_children if child.type != "comment"]
+    else:
+        parameters = []
+    if len(parameters) > _MAX_ARROW_PARAMETERS:
+        return f"an arrow function may have at most {_MAX_ARROW_PARAMETERS} parameters"
+    for parameter in parameters:
+        if parameter.type != "identifier":
+            return (
+                "arrow function parameters must be plain names "
+                "(no default values, destructuring or ...rest)"
+            )
+        name = parameter.text.decode() if parameter.text else ""
+        if name in _RESERVED_PARAMETERS:
+            return f"'{name}' may not be an arrow function parameter"
+    return None
+
+
+def _check_new(node: Node) -> str | None:
+    """`new` only as `new Date(...)`, with at most seven arguments and no spread."""
+    constructor = node.child_by_field_name("constructor")
+    if constructor is None or constructor.type != "identifier" or constructor.text != b"Date":
+        return "'new' is not allowed (only new Date(...) is)"
+    arguments = node.child_by_field_name("arguments")
+    if arguments is None:
+        return None
+    given = [child for child in arguments.named_children if child.type != "comment"]
+    if len(given) > _MAX_DATE_ARGUMENTS or any(a.type == "spread_element" for a in given):
+        return f"new Date(...) takes 0 to {_MAX_DATE_ARGUMENTS} arguments (no ...spread)"
     return None
 
 
