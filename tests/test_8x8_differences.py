@@ -236,3 +236,43 @@ def test_the_schema_check_refuses_a_scalar_default() -> None:
     assert validator.is_valid({**function, "parameters": [{**parameter, "example": 1}]})
     bad = {**parameter, "example": 1, "default": False}
     assert not validator.is_valid({**function, "parameters": [bad]})
+
+
+# --- c. /steps/timezones lists Windows display names ---------------------------------------------
+
+
+async def test_timezones_contains_matches_windows_display_names(flow: Flow) -> None:
+    [amsterdam] = await flow.call("GET", "/steps/timezones", params={"contains": "amsterdam"})
+    assert amsterdam == {
+        "id": "W. Europe Standard Time",
+        "name": "Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna (UTC+01:00)",
+    }
+    assert await flow.call("GET", "/steps/timezones", params={"contains": "AMSTERDAM"}) == [
+        amsterdam
+    ]
+    tokyo = await flow.call("GET", "/steps/timezones", params={"contains": "tokyo"})
+    assert tokyo == [{"id": "Tokyo Standard Time", "name": "Osaka, Sapporo, Tokyo (UTC+09:00)"}]
+
+
+async def test_contains_europe_is_8x8s_example_exactly(flow: Flow) -> None:
+    """8x8's example answer to `contains=europe`: ids and names matched, sorted as Windows
+    sorts them (offset, then name)."""
+    example = OAS["components"]["examples"]["timezones"]["value"]
+    assert await flow.call("GET", "/steps/timezones", params={"contains": "europe"}) == example
+
+
+def test_every_windows_id_has_a_display_name() -> None:
+    """Only ids newer than the vendored names fall back to their IANA city; the file names
+    only ids tzlocal knows, so a typo in an id cannot hide."""
+    from tzlocal.windows_tz import win_tz
+
+    from relayflow.expressions.timezones import TIMEZONES, _places
+
+    names = _places()
+    assert set(names) <= set(win_tz)
+    fallbacks = {zone["id"]: zone["name"] for zone in TIMEZONES if zone["id"] not in names}
+    assert fallbacks == {
+        "Alberta Standard Time": "Edmonton (UTC-07:00)",
+        "British Columbia Standard Time": "Vancouver (UTC-08:00)",
+        "Manitoba Standard Time": "Winnipeg (UTC-06:00)",
+    }

@@ -3,12 +3,17 @@
 8x8 names zones by their Windows id ("Singapore Standard Time"). We map them to IANA zones with
 tzlocal's copy of CLDR's windowsZones.xml so daylight saving follows tzdata. IANA names are
 accepted too (an extension: they are unambiguous and cannot clash with a Windows id).
+The list names each zone as 8x8 does, by its Windows display name with the offset last
+("Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna (UTC+01:00)"): the places come from
+`windows_zone_names.json` (no maintained package ships them), the offset from tzdata.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,7 +21,7 @@ from tzlocal.windows_tz import win_tz
 
 _WINDOWS_TO_IANA: dict[str, str] = dict(win_tz)
 
-# `[{id, name}]` sorted by current standard offset, then id. Built on first access by the module
+# `[{id, name}]` sorted by current standard offset, then name. Built on first access by the module
 # `__getattr__` below: loading 142 zones costs tens of milliseconds we do not want at import.
 TIMEZONES: list[dict[str, str]]
 _BY_LOWER: dict[str, str] = {windows_id.lower(): windows_id for windows_id in _WINDOWS_TO_IANA}
@@ -62,19 +67,36 @@ def _format_offset(offset: timedelta) -> str:
     return f"UTC{sign}{hours:02d}:{rest:02d}"
 
 
+def _places() -> dict[str, str]:
+    """Windows id -> the places of its display name ("Amsterdam, Berlin, ..."), package data."""
+    text = resources.files(__package__).joinpath("windows_zone_names.json").read_text("utf-8")
+    names: dict[str, str] = json.loads(text)["names"]
+    return names
+
+
+def _city(iana: str) -> str:
+    """A Windows id without a vendored display name (one newer than the file) is named after
+    its IANA zone's city, so every id stays listed."""
+    return iana.rsplit("/", 1)[-1].replace("_", " ")
+
+
 @functools.cache
 def _timezones() -> list[dict[str, str]]:
+    """Sorted as Windows and 8x8 list them: by current standard offset, then name."""
     now = datetime.now(UTC)
+    places = _places()
     rows: list[tuple[timedelta, str, str]] = []
     for windows_id, iana in _WINDOWS_TO_IANA.items():
         offset = _standard_offset(ZoneInfo(iana), now)
-        rows.append((offset, windows_id, f"{iana} ({_format_offset(offset)})"))
+        name = f"{places.get(windows_id) or _city(iana)} ({_format_offset(offset)})"
+        rows.append((offset, name, windows_id))
     rows.sort()
-    return [{"id": windows_id, "name": name} for _, windows_id, name in rows]
+    return [{"id": windows_id, "name": name} for _, name, windows_id in rows]
 
 
 def search(contains: str | None = None) -> list[dict[str, str]]:
-    """`GET /steps/timezones?contains=`: case-insensitive substring match on id or name."""
+    """`GET /steps/timezones?contains=`: case-insensitive substring match on the name or the
+    Windows id, as 8x8 does (its `contains=europe` example lists "W. Europe Standard Time")."""
     zones = _timezones()
     if not contains:
         return [dict(zone) for zone in zones]
