@@ -5,10 +5,30 @@
 
 from __future__ import annotations
 
-from relayflow.cli import accounts, database, docs, flows, sandbox, server
+from relayflow.cli import (
+    accounts,
+    database,
+    definitions,
+    docs,
+    flows,
+    instances,
+    sandbox,
+    server,
+)
 from relayflow.cli.apps import app
 
-__all__ = ["accounts", "app", "database", "docs", "flows", "main", "sandbox", "server"]
+__all__ = [
+    "accounts",
+    "app",
+    "database",
+    "definitions",
+    "docs",
+    "flows",
+    "instances",
+    "main",
+    "sandbox",
+    "server",
+]
 
 
 def main() -> None:

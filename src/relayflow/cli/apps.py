@@ -21,3 +21,11 @@ sandbox_app = typer.Typer(
     help="Play the customer against the sandbox provider.", no_args_is_help=True
 )
 app.add_typer(sandbox_app, name="sandbox")
+definitions_app = typer.Typer(
+    help="Definitions of a running relayflow (--server, --key, --account).", no_args_is_help=True
+)
+app.add_typer(definitions_app, name="definitions")
+instances_app = typer.Typer(
+    help="Instances of a running relayflow (--server, --key, --account).", no_args_is_help=True
+)
+app.add_typer(instances_app, name="instances")

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 import uvloop
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
 from relayflow.api.context import AppContext
@@ -38,7 +39,7 @@ DbOption = Annotated[
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
 
 

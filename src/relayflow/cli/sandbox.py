@@ -1,8 +1,13 @@
-"""`relayflow sandbox`: play the customer against the sandbox provider."""
+"""`relayflow sandbox`: play the customer against the sandbox provider.
+
+On the local database (`--db`) by default; against a running relayflow with `--server` (or
+`--profile`), through its API, with the key from `--key` / `RELAYFLOW_API_KEY` / the profile.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -15,7 +20,29 @@ from relayflow.cli.common import (
     print_json,
     with_runtime,
 )
+from relayflow.cli.remote import KeyOption, ProfileOption, as_json, connected
+from relayflow.client import RelayflowClient
 from relayflow.config import DEFAULT_DATABASE_URL
+
+RemoteServerOption = Annotated[
+    str | None,
+    typer.Option("--server", help="Drive this running relayflow instead of the local --db."),
+]
+
+
+def remote(
+    server: str | None,
+    key: str | None,
+    account: str,
+    profile: str | None,
+    call: Callable[[RelayflowClient], Any],
+) -> bool:
+    """Run `call` against the server and print its answer, when a server was asked for."""
+    if server is None and profile is None:
+        return False
+    with connected(server, key, account, profile) as client:
+        print_json(as_json(call(client)))
+    return True
 
 
 @sandbox_app.command("sms")
@@ -28,8 +55,19 @@ def sandbox_sms(
     sub_account: Annotated[str | None, typer.Option("--sub-account", help="subAccountId.")] = None,
     account: AccountOption = "demo",
     db: DbOption = DEFAULT_DATABASE_URL,
+    server: RemoteServerOption = None,
+    key: KeyOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """A customer sends an SMS: routed like 8x8's inbound SMS webhook."""
+    if remote(
+        server,
+        key,
+        account,
+        profile,
+        lambda c: c.sandbox.inbound_sms(sender, to, text, sub_account_id=sub_account),
+    ):
+        return
     event, result = with_runtime(
         db, account, lambda rt: rt.sandbox.inbound_sms(account, sender, to, text, sub_account)
     )
@@ -45,10 +83,23 @@ def sandbox_chat(
     sub_account: Annotated[str | None, typer.Option("--sub-account", help="subAccountId.")] = None,
     account: AccountOption = "demo",
     db: DbOption = DEFAULT_DATABASE_URL,
+    server: RemoteServerOption = None,
+    key: KeyOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """A customer sends a chat-apps message (or presses a button with --payload)."""
     if text is None and payload is None:
         raise fail("give the message TEXT and/or --payload")
+    if remote(
+        server,
+        key,
+        account,
+        profile,
+        lambda c: c.sandbox.inbound_chat(
+            channel, sender, text=text, payload=payload, sub_account_id=sub_account
+        ),
+    ):
+        return
     event, result = with_runtime(
         db,
         account,
@@ -64,12 +115,23 @@ def sandbox_dtmf(
     uid: Annotated[str | None, typer.Option("--uid")] = None,
     account: AccountOption = "demo",
     db: DbOption = DEFAULT_DATABASE_URL,
+    server: RemoteServerOption = None,
+    key: KeyOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """The callee of a say&capture call presses keys."""
     if not client_request_id and not uid:
         raise fail("give --client-request-id or --uid of the voice message")
     if not digits or any(c not in "0123456789*#" for c in digits):
         raise fail("digits may only contain 0-9, * and #")
+    if remote(
+        server,
+        key,
+        account,
+        profile,
+        lambda c: c.sandbox.dtmf(digits, client_request_id=client_request_id, uid=uid),
+    ):
+        return
     event, result = with_runtime(
         db, account, lambda rt: rt.sandbox.dtmf(account, client_request_id, uid, digits)
     )
@@ -80,10 +142,23 @@ def sandbox_dtmf(
 def sandbox_outbox(
     account: AccountOption = "demo",
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
-    channel: Annotated[str | None, typer.Option(help="sms, chatapps or voice.")] = None,
+    channel: Annotated[
+        Literal["sms", "chatapps", "voice"] | None, typer.Option(help="sms, chatapps or voice.")
+    ] = None,
     db: DbOption = DEFAULT_DATABASE_URL,
+    server: RemoteServerOption = None,
+    key: KeyOption = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Messages your workflows sent, newest first, with the exact 8x8 request bodies."""
+    if remote(
+        server,
+        key,
+        account,
+        profile,
+        lambda c: c.sandbox.outbox(channel=channel, limit=limit),
+    ):
+        return
     rows = with_runtime(
         db,
         account,
