@@ -225,6 +225,8 @@ def test_no_path_leads_back_to_the_host_s_clock() -> None:
     with Sandbox({}, None, now_ms=NOW) as sandbox:
         assert sandbox.run("Object.getPrototypeOf(new Date()).constructor.now()") == NOW
         assert sandbox.run("new Date().constructor === Date") is True
+        assert sandbox.run("typeof performance") == "undefined"  # performance.now(): host time
+    assert value("{{ typeof performance }}") == "undefined"
 
 
 def test_each_evaluation_gets_its_own_now_in_the_shared_realm() -> None:

@@ -167,6 +167,8 @@ Object.defineProperty(NativeDate.prototype, 'constructor', {value: ClockDate});
 Object.defineProperty(global, 'Date', {value: ClockDate, writable: false, configurable: false});
 delete global.eval;
 delete global.Function;
+// The host's clock by another name: dates come from the engine's clock only (virtual in tests).
+delete global.performance;
 const protoOf = Object.getPrototypeOf, describe = Object.getOwnPropertyDescriptor;
 const errorSettings = ['stackTraceLimit', 'prepareStackTrace'].map((key) => describe(Error, key))
   .filter((property) => property && property.get && property.set)
