@@ -204,3 +204,28 @@ async def test_a_flow_writes_nested_outputs_and_not_nested_declarations(flow: Fl
     assert "declared" not in data
     assert "declaredList" not in data
     assert second["request"]["text"] == "hello+there 11"
+
+
+def test_an_expression_nested_in_an_output_is_checked_when_the_definition_is_saved() -> None:
+    from relayflow.config import Limits
+    from relayflow.model.validation import validate_definition_input
+
+    body = {
+        "trigger": "http_request",
+        "status": "enabled",
+        "definition": {
+            "name": "n",
+            "steps": [
+                {
+                    "id": "s",
+                    "stepType": "Wait",
+                    "inputs": {"duration": "00:00:01"},
+                    "outputs": {"order": {"lines": ["ok", "{{data.x = 1}}"]}},
+                }
+            ],
+        },
+    }
+    problems = validate_definition_input(body, Limits()).problems
+    assert [(p.code, p.path) for p in problems] == [
+        (5014, "definition.steps[0].outputs.order.lines[1]")
+    ]

@@ -283,10 +283,9 @@ def _check_expressions(
     for value_path, value in _strings(step.get("inputs"), f"{path}.inputs"):
         yield from _check_template(value, value_path, context, limits)
     outputs = step.get("outputs")
-    if isinstance(outputs, dict):
-        for key, value in outputs.items():
-            if isinstance(value, str):
-                yield from _check_template(value, f"{path}.outputs.{key}", context, limits)
+    if isinstance(outputs, dict):  # evaluated recursively too, so checked everywhere inside
+        for value_path, value in _strings(outputs, f"{path}.outputs"):
+            yield from _check_template(value, value_path, context, limits)
     conditions: list[tuple[str, Any]] = []
     if isinstance(step.get("selectNextStep"), dict):
         conditions += [(f"{path}.selectNextStep.{k}", v) for k, v in step["selectNextStep"].items()]
@@ -333,7 +332,8 @@ def _check_template(text: str, path: str, context: str, limits: Limits) -> Itera
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    """Every string nested in `value` with its JSON path: inputs are evaluated recursively."""
+    """Every string nested in `value` with its JSON path: inputs and outputs are evaluated
+    recursively."""
     if isinstance(value, str):
         yield path, value
     elif isinstance(value, dict):
