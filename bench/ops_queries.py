@@ -47,12 +47,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, event, literal_column
+from sqlalchemy import event
 
 from bench.console_pages import PG_ADMIN_DSN, _pg_admin, _pg_url
 from relayflow.api.context import AppContext
 from relayflow.clock import SystemClock
 from relayflow.config import Settings
+from relayflow.services.monitoring import ENDED, ENDED_GAUGE_SECONDS, GAUGE_SECONDS, LIVE
 from relayflow.services.retention import DAY_MS, VACUUM_PAGES_PER_TRANSACTION, RetentionService
 from relayflow.store import monitoring as monitoring_store
 from relayflow.store import retention as retention_store
@@ -69,8 +70,7 @@ from relayflow.store.tables import (
 ACCOUNT = "acme"
 DEFINITION = "5d6f1c2e-0000-4000-8000-000000000001"
 CALLS = 20
-BATCH_SIZES = (50, 200, 1000)
-WHAT_IF_SIZES = (25, 50, 100, 200, 1000)
+BATCH_SIZES = (25, 50, 100, 200, 1000)
 BATCHES_PER_SIZE = 8
 RETENTION_DAYS = 90
 CHUNK = 20_000  # rows per executemany / COPY call
@@ -400,16 +400,24 @@ async def gauge_alternatives(db: Database) -> dict[str, Any]:
 
 
 async def gauges(db: Database) -> dict[str, Any]:
+    """The gauges as the service reads them: the live statuses every 10 s, the ended ones every
+    5 minutes (services/monitoring.py), the due work at every scrape."""
     clock = SystemClock()
-    by_status, counts, plan_status = await time_gauge(db, monitoring_store.instances_by_status)
+    live, live_counts, plan_live = await time_gauge(
+        db, lambda conn: monitoring_store.instances_by_status(conn, LIVE)
+    )
+    ended, ended_counts, plan_ended = await time_gauge(
+        db, lambda conn: monitoring_store.instances_by_status(conn, ENDED)
+    )
     due, due_count, plan_due = await time_gauge(
         db, lambda conn: monitoring_store.due_unclaimed(conn, clock.now_ms())
     )
+    per_10s = live["median"] + due["median"] + ended["median"] * GAUGE_SECONDS / ENDED_GAUGE_SECONDS
     return {
-        "instancesByStatus": {**by_status, "counts": counts, "plan": plan_status},
+        "instancesByStatusLive": {**live, "counts": live_counts, "plan": plan_live},
+        "instancesByStatusEnded": {**ended, "counts": ended_counts, "plan": plan_ended},
         "dueUnclaimed": {**due, "count": due_count, "plan": plan_due},
-        # the service reads the counts at most every 10 s and the due work at every scrape
-        "msPer10sScrapedEvery10s": round(by_status["median"] + due["median"], 3),
+        "msPer10sScrapedEvery10s": round(per_10s, 3),
     }
 
 
@@ -488,53 +496,6 @@ async def retention(db: Database, sizes: tuple[int, ...]) -> dict[str, Any]:
     return result
 
 
-WHAT_IF_INDEX = "CREATE INDEX ix_subscriptions_instance ON subscriptions (instance_id)"
-
-
-async def retention_what_if(db: Database) -> dict[str, Any]:
-    """The purge again with an index on `subscriptions.instance_id` added to the bench database
-    only (relayflow's schema is not changed): deleting an instance makes the database look for
-    subscriptions that reference it (`ON DELETE CASCADE`), without that index a scan of every
-    subscription per deleted instance."""
-    if db.is_sqlite:
-        connection = sqlite3.connect(str(db.url.database))
-        try:
-            connection.execute(WHAT_IF_INDEX)
-            connection.commit()
-        finally:
-            connection.close()
-    else:
-        import asyncpg
-
-        pg = await asyncpg.connect(_dsn(db), timeout=10)
-        try:
-            await pg.execute(WHAT_IF_INDEX)
-            await pg.execute("ANALYZE subscriptions")
-        finally:
-            await pg.close()
-    return await retention(db, WHAT_IF_SIZES)
-
-
-async def retention_what_if_sqlite_delete(db: Database) -> dict[str, Any]:
-    """SQLite, on top of the index: the batch's final `DELETE FROM instances WHERE id IN (...)
-    AND status IN ('Complete', 'Terminated')` with its status term made unusable for an index
-    (`+status`), in this process only. Unanalyzed, SQLite otherwise runs it through
-    `ix_instances_due (status=?)`, i.e. over every ended instance, whatever the batch size."""
-    original = retention_store._delete
-
-    async def delete(conn: Any, table: Any, where: Any) -> int:
-        if table is instances:
-            by_id = where.clauses[0]  # and_(id IN (...), status IN (...))
-            where = and_(by_id, literal_column("+instances.status").in_(ENDED_INDEX))
-        return await original(conn, table, where)
-
-    retention_store._delete = delete
-    try:
-        return await retention(db, WHAT_IF_SIZES)
-    finally:
-        retention_store._delete = original
-
-
 # ---------------------------------------------------------------------------------------------
 # Per database
 
@@ -573,18 +534,13 @@ async def run_one(kind: str, count: int, old: int) -> dict[str, Any]:
         try:
             out: dict[str, Any] = {"instances": count, "rows": total, "loadS": round(loaded_s)}
             out["gauges"] = await gauges(db)
-            for name in ("instancesByStatus", "dueUnclaimed"):
+            for name in ("instancesByStatusLive", "instancesByStatusEnded", "dueUnclaimed"):
                 g = out["gauges"][name]
                 log(f"  {name}: median {g['median']} ms, p95 {g['p95']} ms")
             out["gaugeAlternatives"] = await gauge_alternatives(db)
             log(f"{kind}: purging")
             out["purgeCandidates"] = await candidate_query(db)
             out["retention"] = await retention(db, BATCH_SIZES)
-            log(f"{kind}: what-if: subscriptions(instance_id) indexed")
-            out["retentionWhatIf"] = await retention_what_if(db)
-            if db.is_sqlite:
-                log(f"{kind}: what-if: and the instances' DELETE by primary key alone")
-                out["retentionWhatIfBoth"] = await retention_what_if_sqlite_delete(db)
         finally:
             await db.dispose()
         return out
@@ -597,11 +553,7 @@ async def run_one(kind: str, count: int, old: int) -> dict[str, Any]:
 def recommend(result: dict[str, Any]) -> str:
     """The largest batch size whose median SQLite batch stays under ~15 ms (interpolated)."""
     lines = []
-    for key, sizes in (
-        ("retention", BATCH_SIZES),
-        ("retentionWhatIf", WHAT_IF_SIZES),
-        ("retentionWhatIfBoth", WHAT_IF_SIZES),
-    ):
+    for key, sizes in (("retention", BATCH_SIZES),):
         figures = result.get("sqlite", {}).get(key)
         if not figures:
             continue
