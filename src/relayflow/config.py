@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     start_burst: int = 1000
     # Reported by GET /usage; None = no quota.
     allowed_workflow_count: int | None = None
+    # Reply hold (engine/router.py): a message that no wait takes is held this long for the
+    # sender's instance still running the steps before its WaitForReply, instead of starting
+    # another instance; 0 disables.
+    reply_hold_seconds: float = Field(default=5.0, ge=0)
     # Worker: instances leased per claim, run concurrently, and the lease length.
     worker_batch_size: int = 32
     worker_concurrency: int = 32

@@ -84,7 +84,14 @@ class Runtime:
             ),
         )
         limiter = StartRateLimiter(settings.start_rate_per_second, settings.start_burst)
-        self.router = Router(self.db, self.clock, limiter, on_work=self.worker.wake)
+        self.router = Router(
+            self.db,
+            self.clock,
+            limiter,
+            on_work=self.worker.wake,
+            reply_hold_ms=int(settings.reply_hold_seconds * 1000),
+        )
+        self.worker.release_held = self.router.release_held  # held replies, once due
         self.accounts = AccountService(self.db, self.clock)
         self.sessions = SessionService(
             self.db, self.clock, self.accounts, settings.console_session_seconds

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from relayflow.engine.contacts import MAX_LENGTH, phone_digits
+
+REPLY_KEY_PREFIX = "reply:"
 _SEPARATORS = re.compile(r"[\s+\-().]")
 
 
@@ -14,7 +17,7 @@ def normalise_sender(sender: str) -> str:
 
 
 def reply_key(channel: str, sender: str) -> str:
-    return f"reply:{channel.strip().lower()}:{normalise_sender(sender)}"
+    return f"{REPLY_KEY_PREFIX}{channel.strip().lower()}:{normalise_sender(sender)}"
 
 
 def dtmf_key(correlation_id: str) -> str:
@@ -45,6 +48,29 @@ def reply_keys_for_event(event: dict[str, Any]) -> list[str]:
             if key not in keys:
                 keys.append(key)
     return keys
+
+
+def sender_contacts(event: dict[str, Any]) -> list[str]:
+    """The sender of an inbound SMS / chat-apps message as `instance_contacts` records it
+    (engine/contacts.py: phone digits, chat user ids as written), to find their instances."""
+    payload = event.get("payload")
+    if not isinstance(payload, dict):
+        return []
+    values: list[object] = []
+    if str(event.get("namespace", "")).lower() == "sms":
+        values.append(payload.get("source"))
+    else:
+        user = payload.get("user")
+        if isinstance(user, dict):
+            values += [user.get("channelUserId"), user.get("msisdn")]
+    contacts: list[str] = []
+    for value in values:
+        if not isinstance(value, str) or not value:
+            continue
+        contact = phone_digits(value) or (value if len(value) <= MAX_LENGTH else None)
+        if contact is not None and contact not in contacts:
+            contacts.append(contact)
+    return contacts
 
 
 def dtmf_keys_for_callback(callback: dict[str, Any]) -> list[str]:

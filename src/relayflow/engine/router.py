@@ -4,6 +4,19 @@ Order (DESIGN.md §5): an inbound message is first offered to the waits subscrib
 sender; then every matching enabled definition starts an instance, except the definitions
 whose instances just consumed it. DTMF callbacks resume their WaitForDTMF, or are parked
 for ten minutes when they arrive before the wait.
+
+Reply hold (issue 14, `RELAYFLOW_REPLY_HOLD_SECONDS`): a customer's second message often
+arrives while the instance started by the first is still running the steps before its
+WaitForReply. A message that no wait consumed is then *held* instead of starting another
+instance of a definition D when D has a WaitForReply step and the sender (`instance_contacts`)
+has a Runnable instance of D started less than the window ago that waits for no event yet
+(one already waiting, for another channel say, was not waiting for this message). If an
+instance of D subscribes to the message's reply key while it is held, it gets the message as
+its reply (`reply_received`); otherwise, once the window is over, a worker releases it and
+starts D's latest enabled version with it, as if it had arrived then, but with
+`data.triggeredAt` = when it did arrive (no second hold). Definitions it does not hold for
+start at once, as before. The message was recorded in the inbox (and deduplicated) when it
+arrived; held messages live in the database (store/held.py) and survive a restart.
 """
 
 from __future__ import annotations
@@ -17,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.contacts import contacts_of
-from relayflow.engine.keys import dtmf_keys_for_callback, reply_keys_for_event
+from relayflow.engine.keys import dtmf_keys_for_callback, reply_keys_for_event, sender_contacts
 from relayflow.engine.wakeup import notify_work
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.ids import new_uuid, new_workflow_id
 from relayflow.store import definitions as definition_store
+from relayflow.store import held as held_store
 from relayflow.store import instances as instance_store
 from relayflow.store import usage as usage_store
 from relayflow.store.database import Database
@@ -31,6 +45,11 @@ from relayflow.store.instances import NewInstance
 from relayflow.telemetry import metrics, tracing
 
 PARKED_DTMF_MS = 10 * 60 * 1000
+# How often a worker looks for held messages it was not told about (held by another process,
+# or before a restart); messages held by this process are looked at when their window ends.
+HELD_RECHECK_MS = 1000
+RELEASE_BATCH = 32
+_REMEMBERED_DEFINITIONS = 4096
 
 
 @dataclass
@@ -38,6 +57,9 @@ class RouteResult:
     started: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
     duplicate: bool = False
+    # Definitions the message is held for (reply hold); not in the API answer, whose shape
+    # 8x8 clients know.
+    held: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"started": self.started, "resumed": self.resumed, "duplicate": self.duplicate}
@@ -79,12 +101,19 @@ class Router:
         clock: Clock,
         limiter: StartRateLimiter,
         on_work: Callable[[], None] = lambda: None,
+        *,
+        reply_hold_ms: int = 0,
     ) -> None:
         self._db = db
         self._clock = clock
         self._limiter = limiter
         self._on_work = on_work
         self._entry_steps: definition_store.EntrySteps = {}
+        self._reply_hold_ms = reply_hold_ms  # 0: no hold
+        # Whether a definition version has a WaitForReply step (versions are immutable).
+        self._waits_for_reply: dict[tuple[str, int], bool] = {}
+        # When `release_held` next looks at the database; 0: at once (held before a restart).
+        self._next_release_check_ms = 0
 
     def notify_work(self) -> None:
         self._on_work()
@@ -97,12 +126,14 @@ class Router:
         now = self._clock.now_ms()
         result = RouteResult()
         async with self._db.transaction() as conn:
+            message_id = new_uuid()
             if not await record_event(
-                conn, new_uuid(), account_id, trigger, dedupe_key, event, now
+                conn, message_id, account_id, trigger, dedupe_key, event, now
             ):
                 return RouteResult(duplicate=True)
+            keys = reply_keys_for_event(event)
             deliveries = await instance_store.deliver_event(
-                conn, account_id, reply_keys_for_event(event), event, "reply_received", now
+                conn, account_id, keys, event, "reply_received", now
             )
             result.resumed = [d.instance_id for d in deliveries]
             consumed = {d.definition_id for d in deliveries}
@@ -110,7 +141,15 @@ class Router:
                 conn, account_id, trigger, sub_account, self._entry_steps
             )
             starts = [row for row in matching if row.id not in consumed]
-            result.started = await self._start(conn, account_id, starts, event, sub_account, now)
+            self._admit(account_id, len(starts))  # held starts count: they may start later
+            result.held = await self._hold(
+                conn, message_id, account_id, trigger, sub_account, event, keys, starts, now
+            )
+            if result.held:
+                starts = [row for row in starts if row.id not in result.held]
+            result.started = await self._start(
+                conn, account_id, starts, event, sub_account, now, admitted=True
+            )
             if deliveries and not result.started:
                 await notify_work(conn)
         metrics.instances_started.labels(trigger).inc(len(result.started))
@@ -177,6 +216,132 @@ class Router:
             self._on_work()
         return result
 
+    async def _hold(
+        self,
+        conn: AsyncConnection,
+        message_id: str,
+        account_id: str,
+        trigger: str,
+        sub_account_id: str | None,
+        event: dict[str, Any],
+        keys: list[str],
+        starts: list[TriggerMatch],
+        now: int,
+    ) -> list[str]:
+        """Hold the message for the definitions among `starts` that have a WaitForReply and a
+        Runnable instance about its sender started within the window (module docstring); the
+        ids of those definitions. Flows without a WaitForReply cost nothing here, the others
+        one indexed lookup (`instance_contacts` by contact)."""
+        if self._reply_hold_ms <= 0 or not starts or not keys:
+            return []
+        candidates = [row for row in starts if await self._has_reply_wait(conn, account_id, row)]
+        contacts = sender_contacts(event) if candidates else []
+        if not contacts:
+            return []
+        since = now - self._reply_hold_ms
+        running = await held_store.definitions_running_for(conn, account_id, contacts, since)
+        held = [row.id for row in candidates if row.id in running]
+        if held:
+            release_at = now + self._reply_hold_ms
+            await held_store.hold_message(
+                conn,
+                message_id=message_id,
+                account_id=account_id,
+                definition_ids=held,
+                keys=keys,
+                trigger=trigger,
+                sub_account_id=sub_account_id,
+                payload=event,
+                received_at_ms=now,
+                release_at_ms=release_at,
+                trace_parent=tracing.current_traceparent(),
+            )
+            self._next_release_check_ms = min(self._next_release_check_ms, release_at)
+        return held
+
+    async def _has_reply_wait(
+        self, conn: AsyncConnection, account_id: str, match: TriggerMatch
+    ) -> bool:
+        """Whether the version has a WaitForReply step: read once per version and remembered."""
+        key = (match.id, match.version)
+        known = self._waits_for_reply.get(key)
+        if known is None:
+            row = await definition_store.get_any_version(conn, account_id, match.id, match.version)
+            known = row is not None and _has_step(row.steps, "waitforreply")
+            if len(self._waits_for_reply) >= _REMEMBERED_DEFINITIONS:
+                self._waits_for_reply.clear()
+            self._waits_for_reply[key] = known
+        return known
+
+    async def release_held(self) -> int:
+        """Route the held messages whose window is over (the worker calls this every round):
+        one transaction per message, which deletes it and starts its definitions' instances.
+        Looks at the database only when a message of this process is due, or every
+        `HELD_RECHECK_MS` for the others. The number of instances started."""
+        now = self._clock.now_ms()
+        if now < self._next_release_check_ms:
+            return 0
+        # Set before looking, so that a message this process holds meanwhile lowers it.
+        self._next_release_check_ms = now + HELD_RECHECK_MS
+        started = 0
+        while True:
+            async with self._db.read() as conn:
+                earliest = await held_store.earliest_release(conn)
+                due = (
+                    []
+                    if earliest is None or earliest > now
+                    else (await held_store.due_messages(conn, now, RELEASE_BATCH))
+                )
+            if not due:
+                break
+            for message_id in due:
+                started += await self._release(message_id, now)
+        if earliest is not None:
+            self._next_release_check_ms = min(self._next_release_check_ms, earliest)
+        if started:
+            self._on_work()
+        return started
+
+    async def _release(self, message_id: str, now: int) -> int:
+        """Start the definitions a message was held for, unless a wait or another worker took
+        it first (whoever deletes its rows owns it)."""
+        async with self._db.transaction() as conn:
+            message = await held_store.release_message(conn, message_id)
+            if message is None:
+                return 0
+            matching = await definition_store.enabled_for_trigger(
+                conn,
+                message.account_id,
+                message.trigger,
+                message.sub_account_id,
+                self._entry_steps,
+            )
+            starts = [row for row in matching if row.id in message.definition_ids]
+            started = await self._start(
+                conn,
+                message.account_id,
+                starts,
+                message.payload,
+                message.sub_account_id,
+                now,
+                admitted=True,  # counted when the message arrived
+                triggered_at_ms=message.received_at_ms,
+                trace_parent=message.trace_parent,
+            )
+        metrics.instances_started.labels(message.trigger).inc(len(started))
+        return len(started)
+
+    def _admit(self, account_id: str, count: int) -> None:
+        """The per-account start rate limit: 429 + Retry-After when exceeded."""
+        wait = self._limiter.take(account_id, count)
+        if wait > 0:
+            retry_after = max(1, int(wait + 0.999))
+            raise ApiError(
+                ErrorCode.RATE_LIMITED,
+                f"Too many workflow starts for account '{account_id}'; retry in {retry_after} s.",
+                headers={"Retry-After": str(retry_after)},
+            )
+
     async def _start(
         self,
         conn: AsyncConnection,
@@ -185,26 +350,25 @@ class Router:
         body: dict[str, Any],
         sub_account_id: str | None,
         now: int,
+        *,
+        admitted: bool = False,
+        triggered_at_ms: int | None = None,
+        trace_parent: str | None = None,
     ) -> list[str]:
         if not definitions:
             return []
-        wait = self._limiter.take(account_id, len(definitions))
-        if wait > 0:
-            retry_after = max(1, int(wait + 0.999))
-            raise ApiError(
-                ErrorCode.RATE_LIMITED,
-                f"Too many workflow starts for account '{account_id}'; retry in {retry_after} s.",
-                headers={"Retry-After": str(retry_after)},
-            )
+        if not admitted:
+            self._admit(account_id, len(definitions))
         data = dict(body)
         data["accountId"] = account_id
         # `data.subAccountId` names the trigger's subaccount; a body cannot claim another one.
         data.pop("subAccountId", None)
         if sub_account_id is not None:
             data["subAccountId"] = sub_account_id
-        data["triggeredAt"] = iso_from_ms(now)
+        data["triggeredAt"] = iso_from_ms(now if triggered_at_ms is None else triggered_at_ms)
         contacts = contacts_of(body)
-        trace_parent = tracing.current_traceparent()  # the request's span, when tracing
+        if trace_parent is None:
+            trace_parent = tracing.current_traceparent()  # the request's span, when tracing
         new = [
             NewInstance(
                 id=new_workflow_id(),
@@ -225,3 +389,15 @@ class Router:
         await usage_store.count_started(conn, account_id, len(new), now)
         await notify_work(conn)
         return [item.id for item in new]
+
+
+def _has_step(steps: list[Any], step_type: str) -> bool:
+    """Whether any step, in any `If` branch, is of `step_type` (lower case)."""
+    for step in steps:
+        if not isinstance(step, dict):
+            continue
+        if str(step.get("stepType", "")).lower() == step_type:
+            return True
+        if any(_has_step(branch, step_type) for branch in step.get("do") or [] if branch):
+            return True
+    return False

@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import structlog
@@ -127,6 +128,9 @@ class Worker:
         self._stop: asyncio.Event | None = None  # run_forever's: set once the worker stops
         self._running: set[str] = set()  # instances whose sprint has started and not ended
         self._heartbeat = time.monotonic()
+        # Routes held inbound messages whose window is over (the router's `release_held`; set
+        # by the runtime): every round, before claiming, so the instances it starts run in it.
+        self.release_held: Callable[[], Awaitable[int]] | None = None
 
     @property
     def stopping(self) -> bool:
@@ -144,6 +148,7 @@ class Worker:
     async def run_once(self) -> int:
         """Claim one batch and run it; the number of instances processed."""
         self._heartbeat = time.monotonic()
+        released = await self._release_held()
         now = self._clock.now_ms()
         async with self._db.transaction() as conn:
             claimed = await instance_store.claim_due(
@@ -151,7 +156,18 @@ class Worker:
             )
         if claimed:
             await asyncio.gather(*(self._guarded(instance_id) for instance_id in claimed))
-        return len(claimed)
+        return len(claimed) + released
+
+    async def _release_held(self) -> int:
+        """Instances started from held messages; a failure is logged and retried later, never
+        a reason to stop claiming."""
+        if self.release_held is None:
+            return 0
+        try:
+            return await self.release_held()
+        except Exception:
+            log.exception("held_release_failed", owner=self.owner)
+            return 0
 
     async def run_until_idle(self, max_rounds: int = 1000) -> None:
         """Process until nothing is due at the clock's current time (tests, `relayflow` tools)."""

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from relayflow.engine.keys import REPLY_KEY_PREFIX
 from relayflow.engine.state import (
     ACTIVE_POINTER_STATUSES,
     CANCELLED,
@@ -43,6 +44,7 @@ from relayflow.engine.state import (
     PointerState,
 )
 from relayflow.store.direct import hot
+from relayflow.store.held import take_held
 from relayflow.store.tables import (
     instance_contacts,
     instance_events,
@@ -381,8 +383,8 @@ async def save_state(
     """Write the sprint's changes in the caller's transaction.
 
     `release` ends the lease (end of sprint); otherwise it is renewed to `lease_until_ms`
-    (checkpoint). Returns True when a parked event was handed to a new wait: the lease is then
-    kept, and the caller should run the sprint on.
+    (checkpoint). Returns True when a parked event or a held message (store/held.py) was
+    handed to a new wait: the lease is then kept, and the caller should run the sprint on.
     """
     if conn.dialect.name == "postgresql":
         # Lock the instance before its pointers, in the router's order (no deadlocks). SQLite
@@ -423,13 +425,20 @@ async def save_state(
     for pointer_id, key in state.subscribe:
         if state.pointers[pointer_id].status != WAITING:
             continue  # cancelled later in the same sprint
-        parked = await _take_parked(conn, state.account_id, key, now_ms)
+        # A reply wait may find a message held for its definition (store/held.py), a DTMF wait
+        # a parked callback: one lookup each, never both (only DTMF callbacks are parked).
+        if key.startswith(REPLY_KEY_PREFIX):
+            parked = await take_held(conn, state.account_id, key, state.definition_id)
+        else:
+            parked = await _take_parked(conn, state.account_id, key, now_ms)
         if parked is not None:
             await conn.execute(
                 update(pointers).where(pointers.c.id == pointer_id).values(event_json=parked)
             )
             pointer = state.pointers[pointer_id]
             pointer.has_event, pointer.event = True, orjson.loads(parked)
+            if key.startswith(REPLY_KEY_PREFIX):  # as when the router delivers a reply
+                state.events.append(("reply_received", pointer.step_id, now_ms, None))
             delivered = True
             continue
         await conn.execute(

@@ -327,3 +327,27 @@ instance_contacts = Table(
     PrimaryKeyConstraint("account_id", "contact", "instance_id"),
     Index("ix_instance_contacts_instance", "instance_id"),
 )
+
+# Inbound messages held for a customer's instance that is still running the steps before its
+# WaitForReply (engine/router.py, RELAYFLOW_REPLY_HOLD_SECONDS): one row per definition held
+# for and reply key. Its wait takes it (`event_key`), or it is released and routed as usual at
+# `release_at_ms`.
+held_messages = Table(
+    "held_messages",
+    metadata,
+    Column("message_id", String(36), nullable=False),  # the inbox row's id
+    Column("definition_id", String(36), nullable=False),
+    Column("event_key", String(400), nullable=False),
+    Column(
+        "account_id", String(100), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("trigger", String(32), nullable=False),
+    Column("sub_account_id", String(200), nullable=True),
+    Column("payload_json", Text, nullable=False),
+    Column("received_at_ms", BigInteger, nullable=False),
+    Column("release_at_ms", BigInteger, nullable=False),
+    Column("trace_parent", String(55), nullable=True),
+    PrimaryKeyConstraint("message_id", "definition_id", "event_key"),
+    Index("ix_held_messages_key", "account_id", "event_key", "definition_id"),
+    Index("ix_held_messages_release", "release_at_ms"),
+)
