@@ -307,3 +307,34 @@ def test_pushing_a_bad_file_or_definition_is_a_clear_error(remote: Remote, tmp_p
     result = invoke("definitions", "push", str(invalid), env=remote.env)
     message = fails_cleanly(result, "code 5001")
     assert "definition.steps" in message  # every problem, with its path
+
+
+def test_bulk_suspends_every_matching_instance_and_prints_the_counts(
+    remote: Remote, tmp_path: Path
+) -> None:
+    sleepy = {
+        **FLOW,
+        "definition": {
+            "name": "bulk",
+            "steps": [{"id": "nap", "stepType": "Wait", "inputs": {"duration": "01:00:00"}}],
+        },
+    }
+    path = tmp_path / "sleepy.json"
+    path.write_text(json.dumps(sleepy))
+    definition = json.loads(remote.run("definitions", "push", str(path), "--json"))["id"]
+    for name in ("a", "b", "c"):
+        start(remote, definition, name)
+    wait_until(
+        lambda: len(remote.json("instances", "list", definition, "--status", "Runnable")) == 3
+    )
+    printed = remote.run("instances", "bulk", definition, "--action", "suspend")
+    assert "suspend: 3 matched, 3 changed, 0 skipped" in printed
+    counts = json.loads(
+        remote.run("instances", "bulk", definition, "--action", "suspend", "--json")
+    )
+    assert (counts["matched"], counts["changed"], counts["skipped"]) == (3, 0, 3)
+    assert len(remote.json("instances", "list", definition, "--status", "Suspended")) == 3
+    bad = invoke("instances", "bulk", definition, "--action", "resume", "--version", "x",
+                 env=remote.env)  # fmt: skip
+    assert bad.exit_code == 2
+    assert "--version" in flat(bad.stderr)

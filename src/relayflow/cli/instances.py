@@ -1,5 +1,5 @@
-"""`relayflow instances`: list, show (and follow), suspend, resume, terminate and retry the
-instances of a running relayflow."""
+"""`relayflow instances`: list, show (and follow), suspend, resume, terminate, retry and
+bulk-act on the instances of a running relayflow."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 
 from relayflow.api.shapes import WorkflowEventOut, WorkflowInstanceOut
 from relayflow.cli.apps import instances_app
+from relayflow.cli.common import fail
 from relayflow.cli.remote import (
     JsonOption,
     KeyOption,
@@ -217,3 +218,59 @@ def instances_retry(
     with connected(server, key, account, profile) as client:
         instance = client.instances.retry(definition_id, workflow_id, latest=latest)
     typer.echo(f"{workflow_id} {instance.status} on version {instance.version}")
+
+
+@instances_app.command("bulk")
+def instances_bulk(
+    definition_id: DefinitionArgument,
+    action: Annotated[
+        Literal["suspend", "resume", "terminate"],
+        typer.Option("--action", help="What to do to every matching instance."),
+    ],
+    status: Annotated[Status | None, typer.Option("--status", help="Only this status.")] = None,
+    version: Annotated[
+        str | None, typer.Option("--version", help='A version number or "all" [the latest].')
+    ] = None,
+    started_from: Annotated[
+        str | None, typer.Option("--from", help="Started at or after (ISO-8601).")
+    ] = None,
+    started_to: Annotated[
+        str | None, typer.Option("--to", help="Started at or before (ISO-8601).")
+    ] = None,
+    contact: Annotated[
+        str | None, typer.Option("--contact", help="A phone number or chat user id.")
+    ] = None,
+    server: ServerOption = None,
+    key: KeyOption = None,
+    account: RemoteAccountOption = None,
+    profile: ProfileOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Suspend, resume or terminate every instance matching the filters; prints the counts."""
+    chosen: int | Literal["all"] | None = None
+    if version == "all":
+        chosen = "all"
+    elif version is not None:
+        if not version.isdigit() or int(version) < 1:
+            raise fail('--version must be a version number or "all"', 2)
+        chosen = int(version)
+    with connected(server, key, account, profile) as client:
+        try:
+            result = client.instances.bulk(
+                definition_id,
+                action,
+                status=status,
+                version=chosen,
+                start_time_from=started_from,
+                start_time_to=started_to,
+                contact=contact,
+            )
+        except ValueError as error:  # the client checks the filters before sending
+            raise fail(str(error), 2) from None
+    if json_output:
+        emit(result, None, True)
+    else:
+        typer.echo(
+            f"{action}: {result.matched} matched, {result.changed} changed, "
+            f"{result.skipped} skipped"
+        )
