@@ -67,8 +67,12 @@ async def list_instances(
     status: InstanceStatus | None = Query(
         None, description="Runnable, Suspended, Complete, Terminated."
     ),
-    startTimeFrom: str | None = Query(None, description="ISO-8601 minimum start time."),
-    startTimeTo: str | None = Query(None, description="ISO-8601 maximum start time."),
+    startTimeFrom: str | None = Query(
+        None, description="ISO-8601 minimum start time.", json_schema_extra={"format": "date-time"}
+    ),
+    startTimeTo: str | None = Query(
+        None, description="ISO-8601 maximum start time.", json_schema_extra={"format": "date-time"}
+    ),
 ) -> Response:
     rows = await context_of(request).instances.list_instances(
         account_id,
