@@ -24,9 +24,10 @@ from relayflow.clock import ManualClock
 from relayflow.config import Settings
 from relayflow.store.database import Database
 from relayflow.store.tables import metadata
-from tests.helpers import Tenant, make_tenant
-
-PG_ADMIN_DSN = os.environ.get("RELAYFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from tests.support.console import Console
+from tests.support.databases import PG_ADMIN_DSN, pg_admin
+from tests.support.flows import Flow
+from tests.support.tenants import Tenant, make_tenant
 
 
 def _pg_url(database: str) -> str:
@@ -34,20 +35,12 @@ def _pg_url(database: str) -> str:
     return f"{base}/{database}"
 
 
-async def _pg_admin(statement: str) -> None:
-    connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """URL of a throw-away database for this test session (dropped at the end)."""
     name = f"relayflow_test_{secrets.token_hex(4)}"
     try:
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as error:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL at {PG_ADMIN_DSN} is required under CI: {error}")
@@ -63,7 +56,7 @@ def postgres_url() -> Iterator[str]:
 
     asyncio.run(migrate())
     yield url
-    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -128,3 +121,15 @@ async def tenant(context: AppContext) -> Tenant:
 @pytest.fixture
 async def other_tenant(context: AppContext) -> Tenant:
     return await make_tenant(context, "globex")
+
+
+@pytest.fixture
+def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
+    """Flows driven through the API, with the worker run by hand on the manual clock."""
+    return Flow(client, tenant, context)
+
+
+@pytest.fixture
+def console(client: httpx.AsyncClient) -> Console:
+    """The console as a signed-out browser sees it."""
+    return Console(client)

@@ -15,9 +15,10 @@ from relayflow.api.context import AppContext
 from relayflow.config import Limits, Settings
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.model.validation import validate_definition_input
-from tests.flow_harness import Flow
-from tests.helpers import Tenant, sms_definition
-from tests.test_openapi_contract import OAS
+from tests.support.definitions import sms_definition
+from tests.support.flows import Flow
+from tests.support.openapi_8x8 import OAS
+from tests.support.tenants import Tenant
 
 # --- a. a null name is a missing name (5001) ---------------------------------------------------
 
@@ -92,11 +93,6 @@ async def test_instance_service_refuses_a_version_below_1(
 def settings(database_url: str) -> Settings:
     # The recording HTTP server of the HttpRequest tests lives on loopback: allow-list it.
     return Settings(database_url=database_url, http_allowlist="127.0.0.0/8")
-
-
-@pytest.fixture
-def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 def test_voice_message_without_action_is_valid() -> None:

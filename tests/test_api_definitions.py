@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from relayflow.api.context import AppContext
-from tests.helpers import Tenant, sms_definition
+from tests.support.definitions import sms_definition
+from tests.support.tenants import Tenant
 
 pytestmark = pytest.mark.asyncio
 

@@ -17,10 +17,12 @@ import pytest
 from relayflow.api.context import AppContext
 from relayflow.store.backup import BackupError, backup_sqlite
 from relayflow.store.database import Database
-from tests.flow_harness import Flow
-from tests.helpers import Tenant, sms_definition
-from tests.test_cli import fails_cleanly, invoke, ok
-from tests.test_process_crash import RELAYFLOW, Api, Processes, definition, sms_step
+from tests.support.cli import fails_cleanly, invoke, ok
+from tests.support.definitions import definition, sms_definition, sms_step
+from tests.support.flows import Flow
+from tests.support.process_api import Api
+from tests.support.processes import RELAYFLOW, Processes
+from tests.support.tenants import Tenant
 
 
 def integrity(path: Path) -> list[tuple[str, ...]]:

@@ -11,34 +11,28 @@ import asyncio
 import json
 import os
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from click.testing import Result
 from sqlalchemy import inspect
-from typer.testing import CliRunner
 
 from relayflow.api.app import create_app
 from relayflow.api.context import AppContext
-from relayflow.cli import app
 from relayflow.clock import SystemClock
 from relayflow.config import Settings
 from relayflow.services.accounts import AccountService
 from relayflow.services.secrets import hash_secret
 from relayflow.store.database import Database
 from relayflow.store.tables import metadata
-from tests.conftest import PG_ADMIN_DSN
-from tests.helpers import sms_definition
+from tests.support.cli import fails_cleanly, flat, invoke, ok
+from tests.support.databases import PG_ADMIN_DSN, pg_admin
+from tests.support.definitions import sms_definition
+from tests.support.processes import RELAYFLOW, Server, child_env, free_port
 
 DATA = Path(__file__).parent / "data" / "cli"
 
@@ -65,42 +59,6 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     monkeypatch.chdir(workdir)
-
-
-def invoke(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), env=env, input=stdin)
-
-
-def ok(result: Result) -> str:
-    """The stdout of a command that must have succeeded."""
-    assert result.exit_code == 0, (
-        f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
-        f"exception: {result.exception!r}"
-    )
-    return result.stdout
-
-
-def flat(text: str) -> str:
-    """Rich wraps long messages at the console width; compare them on one line."""
-    return " ".join(text.split())
-
-
-def fails_cleanly(result: Result, *fragments: str) -> str:
-    """Exit code 1, a message on stderr containing `fragments`, and no uncaught exception."""
-    # An uncaught exception is caught by CliRunner (exit code 1 too), so tell them apart: a
-    # deliberate exit is a SystemExit, anything else would have been a traceback for the user.
-    assert not (result.exception and not isinstance(result.exception, SystemExit)), (
-        f"uncaught {type(result.exception).__name__}: {result.exception}"
-    )
-    assert result.exit_code == 1, (
-        f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-    )
-    message = flat(result.stderr)
-    assert message.startswith("error:"), message
-    for fragment in fragments:
-        assert fragment in message, f"{fragment!r} not in {message!r}"
-    assert "Traceback" not in result.output
-    return message
 
 
 def unique(prefix: str) -> str:
@@ -176,20 +134,12 @@ def empty_database_url(database_url: str) -> Iterator[str]:
         yield database_url
         return
     name = f"relayflow_cli_{secrets.token_hex(4)}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     base, _, _ = PG_ADMIN_DSN.rpartition("/")
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def table_names(url: str) -> set[str]:
@@ -200,13 +150,6 @@ def table_names(url: str) -> set[str]:
 
     result: set[str] = run_db(url, names)
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # --------------------------------------------------------------------------------------------
@@ -718,89 +661,6 @@ def test_docs_errors_prints_the_error_table() -> None:
 # Real processes
 
 
-def relayflow_executable() -> str:
-    beside = Path(sys.executable).parent / "relayflow"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("relayflow")
-    assert found, "the relayflow console script is not installed"
-    return found
-
-
-def process_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("RELAYFLOW_")}
-
-
-class Server:
-    """One `relayflow serve` process; stdout and stderr go to files (no pipe can fill up)."""
-
-    def __init__(self, workdir: Path, db_url: str, name: str) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.stdout_path = workdir / f"{name}.stdout"
-        self.stderr_path = workdir / f"{name}.stderr"
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.process = subprocess.Popen(
-                [relayflow_executable(), "serve", "--db", db_url, "--port", str(self.port)],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                cwd=workdir,
-                env=process_env(),
-            )
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text()
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
-    def wait_healthy(self, deadline_s: float = 20.0) -> None:
-        deadline = time.monotonic() + deadline_s
-        last: str = "no answer"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"relayflow serve exited with {self.process.returncode}\n"
-                    f"stdout:\n{self.stdout}\nstderr:\n{self.stderr}"
-                )
-            try:
-                response = httpx.get(f"{self.base_url}/healthz", timeout=1.0)
-                if response.status_code == 200:
-                    return
-                last = f"{response.status_code} {response.text}"
-            except httpx.TransportError as error:
-                last = repr(error)
-            time.sleep(0.1)
-        pytest.fail(f"/healthz not 200 within {deadline_s} s ({last})\nstderr:\n{self.stderr}")
-
-    def terminate(self, timeout_s: float = 15.0) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"relayflow serve ignored SIGTERM for {timeout_s} s\n{self.stderr}")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-
-
-def printed_credentials(stdout: str) -> list[dict[str, Any]]:
-    """Every JSON object printed on stdout."""
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    index = stdout.find("{")
-    while index != -1:
-        document, end = decoder.raw_decode(stdout, index)
-        found.append(document)
-        index = stdout.find("{", end)
-    return found
-
-
 def assert_clean_exit(server: Server, code: int, db_path: Path) -> None:
     # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal, so the process
     # may report "killed by SIGTERM" after a clean shutdown; anything else is a failure.
@@ -815,10 +675,10 @@ def test_serve_creates_the_demo_account_once_and_keeps_data(tmp_path: Path) -> N
     db_path = tmp_path / "r.db"
     db_url = f"sqlite:///{db_path}"
 
-    first = Server(tmp_path, db_url, "first")
+    first = Server(tmp_path, "first", "serve", db_url, child_env())
     try:
         first.wait_healthy()
-        documents = printed_credentials(first.stdout)
+        documents = first.printed_json()
         assert len(documents) == 1, f"demo credentials printed {len(documents)} times"
         demo = documents[0]
         assert set(demo) == {"accountId", "apiKey", "webhookToken"}
@@ -848,13 +708,13 @@ def test_serve_creates_the_demo_account_once_and_keeps_data(tmp_path: Path) -> N
 
         assert_clean_exit(first, first.terminate(), db_path)
     finally:
-        first.kill()
-    assert printed_credentials(first.stdout) == [demo], "stdout changed after start-up"
+        first.kill9()
+    assert first.printed_json() == [demo], "stdout changed after start-up"
 
-    second = Server(tmp_path, db_url, "second")
+    second = Server(tmp_path, "second", "serve", db_url, child_env())
     try:
         second.wait_healthy()
-        assert printed_credentials(second.stdout) == []
+        assert second.printed_json() == []
         assert "demo" not in second.stdout
         assert demo["apiKey"] not in second.stdout + second.stderr
         assert "listening on" in second.stdout
@@ -870,7 +730,7 @@ def test_serve_creates_the_demo_account_once_and_keeps_data(tmp_path: Path) -> N
 
         assert_clean_exit(second, second.terminate(), db_path)
     finally:
-        second.kill()
+        second.kill9()
     # Secrets never reach the logs.
     assert demo["apiKey"] not in first.stderr + second.stderr
     assert demo["webhookToken"] not in first.stderr + second.stderr
@@ -879,11 +739,11 @@ def test_serve_creates_the_demo_account_once_and_keeps_data(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_serve_with_an_unsupported_database_fails_cleanly(tmp_path: Path) -> None:
     completed = subprocess.run(
-        [relayflow_executable(), "serve", "--db", "mysql://x", "--port", str(free_port())],
+        [str(RELAYFLOW), "serve", "--db", "mysql://x", "--port", str(free_port())],
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env=process_env(),
+        env=child_env(),
         timeout=30,
         check=False,
     )

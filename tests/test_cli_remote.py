@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_cli import fails_cleanly, flat, invoke, ok
-from tests.test_process_crash import Processes, Server
+from tests.support.cli import fails_cleanly, flat, invoke, ok
+from tests.support.processes import Processes, Server
 
 pytestmark = pytest.mark.slow
 

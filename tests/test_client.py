@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiohttp import web
 
 from relayflow.api.app import create_app
@@ -40,35 +38,14 @@ from relayflow.client._core import RetryPolicy
 from relayflow.config import Settings
 from relayflow.model.definition import DefinitionInput
 from relayflow.store.database import Database
-from tests.helpers import Tenant, make_tenant, sms_definition
+from tests.support.definitions import sms_definition
+from tests.support.processes import free_port
+from tests.support.served import served
+from tests.support.tenants import Tenant, make_tenant
 
 CUSTOMER = "+6591234567"
 MISSING_DEFINITION = "00000000-0000-4000-8000-000000000000"
 MISSING_WORKFLOW = "0123456789abcdef01234567"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@asynccontextmanager
-async def served(app: Any) -> AsyncIterator[str]:
-    """uvicorn serving `app` on loopback in this event loop; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "uvicorn stopped before it started"
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _settled(value: Any) -> Any:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from relayflow.client import NotFoundError, RelayflowClient, ValidationError
-from tests.helpers import sms_definition
-from tests.test_process_crash import Processes, wait_for
+from tests.support.definitions import sms_definition
+from tests.support.processes import Processes, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -7,26 +7,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 import pytest
 
-from relayflow.api.context import AppContext
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
-from tests.test_console import Console
+from tests.support.console import Console
+from tests.support.flows import Flow
+from tests.support.tenants import Tenant
 
 CUSTOMER = "+6591234567"
 NAP = {"id": "nap", "stepType": "Wait", "inputs": {"duration": "01:00:00"}}
-
-
-@pytest.fixture
-def console(client: httpx.AsyncClient) -> Console:
-    return Console(client)
-
-
-@pytest.fixture
-def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 def send(text: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_process_crash import Processes
+from tests.support.processes import Processes
 
 pytestmark = pytest.mark.slow
 SURVEY = Path(__file__).parents[1] / "src/relayflow/console/static/gallery/survey.json"

@@ -13,15 +13,14 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pytest
 
 from relayflow.store.database import async_url
-from tests.deploy_cli import resolve, unknown_variables
-from tests.deploy_parsing import (
+from tests.support.deploy_cli import resolve, unknown_variables
+from tests.support.deploy_parsing import (
     DockerfileError,
     Stage,
     command_words,
@@ -32,6 +31,7 @@ from tests.deploy_parsing import (
     promql_labels,
     promql_metrics,
 )
+from tests.support.metric_series import SERIES, Series
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -39,39 +39,6 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 DASHBOARD = ROOT / "deploy" / "grafana" / "relayflow-dashboard.json"
 
 
-@dataclass(frozen=True)
-class Series:
-    name: str
-    kind: Literal["counter", "gauge", "histogram"]
-    labels: tuple[str, ...] = ()
-
-    @property
-    def exposed(self) -> tuple[str, ...]:
-        """The names on /metrics: a histogram's _bucket, _sum and _count."""
-        if self.kind == "histogram":
-            return tuple(f"{self.name}{suffix}" for suffix in ("_bucket", "_sum", "_count"))
-        return (self.name,)
-
-
-# Every series relayflow exposes on /metrics, as the dashboard charts them: counters by their
-# exposed `_total` name, histograms by their base name.
-SERIES: tuple[Series, ...] = (
-    Series("relayflow_instances_started_total", "counter", ("trigger",)),
-    Series("relayflow_instances_ended_total", "counter", ("status", "failed")),
-    Series("relayflow_instance_duration_seconds", "histogram"),
-    Series("relayflow_instances", "gauge", ("status",)),
-    Series("relayflow_step_executions_total", "counter", ("step_type", "status")),
-    Series("relayflow_step_duration_seconds", "histogram", ("step_type",)),
-    Series("relayflow_timer_lateness_seconds", "histogram"),
-    Series("relayflow_work_due", "gauge"),
-    Series("relayflow_messages_sent_total", "counter", ("channel", "provider", "outcome")),
-    Series("relayflow_provider_request_duration_seconds", "histogram", ("channel", "provider")),
-    Series("relayflow_send_retries_total", "counter", ("channel",)),
-    Series("relayflow_webhooks_received_total", "counter", ("kind", "outcome")),
-    Series("relayflow_http_requests_total", "counter", ("route", "method", "status")),
-    Series("relayflow_http_request_duration_seconds", "histogram", ("route", "method")),
-    Series("relayflow_expression_evaluations_total", "counter", ("outcome",)),
-)
 SERIES_NAMES: tuple[str, ...] = tuple(series.name for series in SERIES)
 EXPOSED: dict[str, Series] = {name: series for series in SERIES for name in series.exposed}
 

@@ -17,8 +17,8 @@ import yaml  # type: ignore[import-untyped]  # no stubs pinned; not needed
 
 from relayflow.config import Settings
 from relayflow.store.database import async_url
-from tests.deploy_cli import resolve, unknown_variables
-from tests.deploy_parsing import interpolate, interpolations
+from tests.support.deploy_cli import resolve, unknown_variables
+from tests.support.deploy_parsing import interpolate, interpolations
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

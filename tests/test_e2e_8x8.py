@@ -3,104 +3,24 @@ retries, faults. Each test uses its own subaccount so the shared account's flows
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.fake8x8.client import Fake8x8
+from tests.support.live_relayflow import Relayflow
+from tests.support.processes import RELAYFLOW, free_port, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
-RELAYFLOW = str(Path(sys.executable).parent / "relayflow")
 ACME_KEY = "acme-8x8-api-key-0001"
 CUSTOMER = "+6591234567"
-DEADLINE_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for(check: Callable[[], Any], what: str, deadline_s: float = DEADLINE_S) -> Any:
-    end = time.monotonic() + deadline_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-@dataclass
-class Relayflow:
-    url: str
-    api_key: str
-    webhook_token: str
-    http: httpx.Client
-
-    @property
-    def base(self) -> str:
-        return f"{self.url}/api/v1/accounts/acme"
-
-    def webhook(self, kind: str, token: str | None = None) -> str:
-        return f"{self.url}/webhooks/acme/{kind}?token={token or self.webhook_token}"
-
-    def call(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
-        response = self.http.request(method, f"{self.base}{path}", **kwargs)
-        assert response.status_code == expect, response.text
-        return response.json() if response.content else None
-
-    def define(
-        self, steps: list[dict[str, Any]], trigger: str, sub_account: str | None = None
-    ) -> str:
-        body = {
-            "trigger": trigger,
-            "status": "enabled",
-            "subAccountId": sub_account,
-            "definition": {"name": "e2e", "steps": steps},
-        }
-        definition_id: str = self.call("POST", "/definitions", expect=201, json=body)["id"]
-        return definition_id
-
-    def instances(self, definition_id: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = self.call("GET", f"/definitions/{definition_id}/workflows")
-        return found
-
-    def settled(self, definition_id: str, count: int = 1) -> list[dict[str, Any]]:
-        """Wait until `count` instances exist and none is still running."""
-
-        def done() -> list[dict[str, Any]] | None:
-            found = self.instances(definition_id)
-            if len(found) == count and all(
-                i["status"] in ("Complete", "Terminated") for i in found
-            ):
-                return found
-            return None
-
-        settled: list[dict[str, Any]] = wait_for(done, f"{count} finished instance(s)")
-        return settled
-
-
-def run_cli(env: dict[str, str], *args: str) -> Any:
-    result = subprocess.run(
-        [RELAYFLOW, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from aiohttp import web
 
 from relayflow.api.context import AppContext
 from relayflow.config import Settings
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
 
 MINUTE = 60_000
 CUSTOMER = "+6591234567"
@@ -22,11 +20,6 @@ CUSTOMER = "+6591234567"
 def settings(database_url: str) -> Settings:
     # The local HTTP server of the HttpRequest flows lives on loopback: allow-list it.
     return Settings(database_url=database_url, http_allowlist="127.0.0.0/8")
-
-
-@pytest.fixture
-def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 def sms(step_id: str, text: str, **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ of every request it received.
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,8 +21,9 @@ from relayflow.clock import iso_from_ms
 from relayflow.config import Settings
 from relayflow.engine.retry import RetryPolicy
 from tests.fake8x8.client import Fake8x8
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
+from tests.support.processes import free_port
+from tests.support.tenants import Tenant
 
 pytestmark = pytest.mark.slow
 
@@ -302,12 +302,6 @@ async def test_a_post_answered_503_is_a_result_at_once(flow: Flow, fake: Fake8x8
     assert instance["status"] == "Complete"
     assert instance["data"]["code"] == 503
     assert len(fake.requests(role="crm")) == 1
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_a_post_to_an_endpoint_that_is_down_is_sent_once_it_is_up(flow: Flow) -> None:

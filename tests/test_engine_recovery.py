@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from relayflow.api.context import AppContext
 from relayflow.engine.runner import successor_id
 from relayflow.store import instances as instance_store
-from tests.flow_harness import Flow
+from tests.support.flows import Flow
 
 
 def sms(step_id: str, text: str, next_step: str | None = None) -> dict[str, Any]:

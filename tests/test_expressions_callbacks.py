@@ -14,7 +14,7 @@ from relayflow.clock import iso_from_ms, ms_from_iso
 from relayflow.expressions.evaluate import ExpressionEvaluator, Job, Outcome, evaluate_batch
 from relayflow.expressions.sandbox import Sandbox
 from relayflow.expressions.whitelist import ARROW_PLACEMENT, forbidden_construct
-from tests.flowtest_helpers import PHONE, definition, run_document, sms, wait
+from tests.support.flowtest import PHONE, definition, run_document, sms, wait
 
 NOW = ms_from_iso("2026-03-02T09:00:00.250Z")
 DATA = {

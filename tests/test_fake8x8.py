@@ -8,7 +8,6 @@ field sets are compared with spec §11.
 from __future__ import annotations
 
 import re
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +19,7 @@ import pytest
 from aiohttp import web
 
 from tests.fake8x8 import ControlError, Fake8x8, running_fake
+from tests.support.processes import free_port
 
 KEY, OTHER_KEY = "key-alpha-0001", "key-bravo-0002"
 SUB = "sub-account_1"
@@ -39,13 +39,6 @@ def is_uuid(value: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # ---------------------------------------------------------------------------------------------

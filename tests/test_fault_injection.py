@@ -41,8 +41,10 @@ import httpx
 import pytest
 
 from tests.fake8x8.client import Fake8x8
-from tests.test_e2e_8x8 import Relayflow, free_port, run_cli
-from tests.test_process_crash import Api, Processes, Worker, child_env, db_rows, wait_for
+from tests.support.databases import db_rows
+from tests.support.live_relayflow import Relayflow
+from tests.support.process_api import Api
+from tests.support.processes import Processes, Worker, child_env, free_port, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 

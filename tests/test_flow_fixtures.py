@@ -20,8 +20,8 @@ import pytest
 from relayflow.api.context import AppContext
 from relayflow.engine.steps import STEP_TYPES
 from relayflow.model.steps import STEP_MODELS
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
+from tests.support.tenants import Tenant
 
 FLOWS = Path(__file__).parent / "data" / "flows"
 FILES = sorted(FLOWS.glob("*.json"))

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from tests.flowtest_helpers import PHONE, definition, invoke, sms, write_test
-from tests.helpers import sms_definition
+from tests.support.definitions import sms_definition
+from tests.support.flowtest import PHONE, definition, invoke, sms, write_test
 
 
 def auto_reply_test(name: str, expected_text: str) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from relayflow.testing.mockspec import (
 )
 from relayflow.testing.script import Advance, Checkpoint, Dtmf, HttpTrigger, InboundChat, InboundSms
 from relayflow.testing.testfile import FlowTestFileError, find_test_files, load_test_file
-from tests.flowtest_helpers import PHONE, invoke, sms, write_test
-from tests.helpers import sms_definition
+from tests.support.definitions import sms_definition
+from tests.support.flowtest import PHONE, invoke, sms, write_test
 
 VALID: dict[str, Any] = {
     "name": "valid",

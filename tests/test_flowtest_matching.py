@@ -9,7 +9,7 @@ import pytest
 
 from relayflow.testing.matching import check_expectation, differences, json_equal
 from relayflow.testing.report import failure_account
-from tests.flowtest_helpers import PHONE, definition, run_document, sms
+from tests.support.flowtest import PHONE, definition, run_document, sms
 
 STATE: dict[str, list[Any]] = {
     "outbox": [

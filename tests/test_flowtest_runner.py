@@ -12,7 +12,7 @@ import pytest
 
 from relayflow.testing.runner import run_flow_test
 from relayflow.testing.testfile import load_test_file
-from tests.flowtest_helpers import PHONE, definition, http, run_document, sms, wait, write_test
+from tests.support.flowtest import PHONE, definition, http, run_document, sms, wait, write_test
 
 CRM = "https://crm.example.com"
 

@@ -12,22 +12,10 @@ from hypothesis import strategies as st
 
 from relayflow.config import Limits
 from relayflow.model.validation import validate_definition_input
-from tests.helpers import Tenant, sms_definition
+from tests.support.definitions import sms_definition
+from tests.support.hostile import examples, json_values
+from tests.support.tenants import Tenant
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=25,
-)
 STEP_TYPES = [
     "SMS",
     "sms",
@@ -80,7 +68,7 @@ async def test_api_survives_fuzzed_bodies(client: httpx.AsyncClient, tenant: Ten
     )
     url = f"{tenant.base}/definitions/{baseline.json()['id']}"
     accepted = 0
-    for body in _examples(bodies, 150):
+    for body in examples(bodies, 150):
         for method, target in (
             ("POST", f"{tenant.base}/definitions"),
             ("PUT", url),
@@ -99,17 +87,3 @@ async def test_api_survives_fuzzed_bodies(client: httpx.AsyncClient, tenant: Ten
     creates = len(listed) - 1
     updates = len(history) - 1
     assert creates + updates == accepted  # rejected input changed nothing
-
-
-def _examples(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
-    found: list[Any] = []
-
-    @settings(
-        max_examples=count, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-    )
-    @given(strategy)
-    def collect(value: Any) -> None:
-        found.append(value)
-
-    collect()
-    return found

@@ -28,10 +28,9 @@ from sqlalchemy import func, select
 
 from relayflow.api.context import AppContext
 from relayflow.store.tables import instances, metadata
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
-from tests.test_hostile_input import _examples, json_values
-from tests.test_openapi_contract import assert_conforms
+from tests.support.flows import Flow
+from tests.support.hostile import examples, json_values
+from tests.support.openapi_8x8 import assert_conforms
 
 CUSTOMER = "+6591234567"
 EXAMPLES = 12  # per strategy and database: the whole module stays well under a minute
@@ -109,11 +108,6 @@ raw_bodies = (
         lambda v: json.dumps(v).encode()
     )
 )
-
-
-@pytest.fixture
-def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 def sms(step_id: str, text: str, **extra: Any) -> dict[str, Any]:
@@ -220,7 +214,7 @@ async def test_http_request_trigger_survives_fuzzed_bodies_and_subaccounts(flow:
     every_constant = [(body, None) for body in RAW_BODIES] + [
         (b"{}", value) for value in HOSTILE_STRINGS
     ]
-    cases = every_constant + _examples(
+    cases = every_constant + examples(
         st.tuples(raw_bodies, st.none() | st.sampled_from(["sub_a", ""]) | hostile_text),
         EXAMPLES * 2,
     )
@@ -246,7 +240,7 @@ async def test_test_start_survives_fuzzed_bodies_and_versions(flow: Flow) -> Non
     )
     started = 0
     every_constant = [(body, None) for body in RAW_BODIES]
-    cases = every_constant + _examples(st.tuples(raw_bodies, versions), EXAMPLES * 2)
+    cases = every_constant + examples(st.tuples(raw_bodies, versions), EXAMPLES * 2)
     for body, version in cases:
         params = {} if version is None else {"version": version}
         result = await probe.send("POST", url, (body, params), content=body, params=params)
@@ -277,7 +271,7 @@ async def test_patch_instance_survives_fuzzed_bodies(flow: Flow) -> None:
         json.dumps({"status": command}).encode()
         for command in ("suspend", "SUSPEND", "resume", "Resume", "resume", "pause")
     ]
-    for body in every_constant + _examples(patch_bodies, EXAMPLES * 2):
+    for body in every_constant + examples(patch_bodies, EXAMPLES * 2):
         before = (await flow.instance(definition, workflow))["status"]
         result = await probe.send("PATCH", url, body, content=body)
         after = (await flow.instance(definition, workflow))["status"]
@@ -376,7 +370,7 @@ async def test_sandbox_inbound_endpoints_survive_fuzzed_bodies(
     url = f"{flow.tenant.base}/sandbox/{endpoint}"
     encoded = bodies.map(lambda b: json.dumps(b).encode()) | raw_bodies
     every_constant = [json.dumps(valid).encode(), *RAW_BODIES]
-    for body in every_constant + _examples(encoded, EXAMPLES * 2):
+    for body in every_constant + examples(encoded, EXAMPLES * 2):
         result = await probe.send("POST", url, body, content=body)
         if result is not None:
             assert {"event", "started", "resumed", "duplicate"} <= set(result)
@@ -407,7 +401,7 @@ async def test_instance_listing_survives_garbage_query_params(flow: Flow) -> Non
         [(LISTING_PARAMS[i % len(LISTING_PARAMS)], value)]
         for i, value in enumerate(HOSTILE_STRINGS)
     ]
-    for params in every_constant + _examples(params_strategy, EXAMPLES * 2):
+    for params in every_constant + examples(params_strategy, EXAMPLES * 2):
         result = await probe.send("GET", url, params, params=params)
         if result is not None:
             assert isinstance(result, list)
@@ -453,7 +447,7 @@ async def test_garbage_path_ids_are_rejected_cleanly(flow: Flow) -> None:
         for i, value in enumerate(PATH_IDS + HOSTILE_STRINGS)
         for raw in ((False, True) if quote(value, safe="") != value else (False,))
     ]
-    cases = every_constant + _examples(
+    cases = every_constant + examples(
         st.tuples(
             st.sampled_from(["definition", "workflow", "both"]),
             path_ids,

@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from relayflow.api.context import AppContext
 from relayflow.config import Settings
 from tests.fake8x8.client import Fake8x8
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
-from tests.test_deploy import SERIES as deploy_series
+from tests.support.flows import Flow
+from tests.support.metric_series import SERIES as deploy_series
+from tests.support.tenants import Tenant
 
 SERIES = (
     "relayflow_instances_started_total",

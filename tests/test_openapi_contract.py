@@ -19,30 +19,26 @@ so. Nothing else of 8x8's schemas is changed.
 from __future__ import annotations
 
 import copy
-import json
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jsonschema import Draft4Validator, Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT4, DRAFT202012
+from referencing.jsonschema import DRAFT202012
 
-from tests.helpers import Tenant
+from tests.support.openapi_8x8 import (
+    DOCUMENTED_NULLS,
+    OAS,
+    OAS_FOR_RESPONSES,
+    assert_conforms,
+    eight_by_eight_validator,
+)
+from tests.support.tenants import Tenant
 
-OAS_FILE = Path(__file__).parent / "data" / "8x8_automation_api.json"
-OAS: dict[str, Any] = json.loads(OAS_FILE.read_text(encoding="utf-8"))
-OAS_URI = "urn:8x8:automation_api.json"
 OUR_URI = "urn:relayflow:openapi.json"
-
-# (component schema, property) -> words of its description that say null is allowed.
-DOCUMENTED_NULLS: dict[tuple[str, str], str] = {
-    ("definitionInput", "subAccountId"): "If the subaccount id is null",
-}
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 # 8x8 operations relayflow does not implement yet: expected to fail until they are built.
@@ -52,51 +48,6 @@ DEFINITION_BODY_OPERATIONS = (
     "update-existing-definition",
     "validate-definition",
 )
-
-
-def _with_documented_nulls(document: dict[str, Any]) -> dict[str, Any]:
-    widened = copy.deepcopy(document)
-    for (schema_name, prop), wording in DOCUMENTED_NULLS.items():
-        node = widened["components"]["schemas"][schema_name]["properties"][prop]
-        assert wording in node["description"], f"{schema_name}.{prop}: null is not documented"
-        assert isinstance(node["type"], str), f"{schema_name}.{prop}: unexpected type"
-        node["type"] = [node["type"], "null"]
-    return widened
-
-
-OAS_FOR_RESPONSES = _with_documented_nulls(OAS)
-REGISTRY: Registry[Any] = Registry().with_resource(
-    OAS_URI, Resource.from_contents(OAS_FOR_RESPONSES, default_specification=DRAFT4)
-)
-
-
-def eight_by_eight_validator(component: str) -> Draft4Validator:
-    schema = OAS_FOR_RESPONSES["components"]["schemas"][component]
-    Draft4Validator.check_schema(schema)
-    return Draft4Validator(
-        {"$ref": f"{OAS_URI}#/components/schemas/{component}"}, registry=REGISTRY
-    )
-
-
-def _explain(errors: list[ValidationError]) -> str:
-    lines = []
-    for error in errors:
-        where = "/".join(str(part) for part in error.absolute_path) or "<root>"
-        lines.append(f"{where}: {error.message}")
-        # anyOf/allOf failures: show why each alternative failed (the useful part).
-        lines.extend(
-            f"    {'/'.join(str(p) for p in sub.absolute_path)}: {sub.message}"
-            for sub in error.context or []
-        )
-    return "\n".join(lines)
-
-
-def assert_conforms(instance: Any, component: str) -> None:
-    """`instance` is valid under 8x8's `component` schema; otherwise list every violation."""
-    errors = sorted(
-        eight_by_eight_validator(component).iter_errors(instance), key=lambda e: e.json_path
-    )
-    assert not errors, f"response does not conform to 8x8's '{component}':\n" + _explain(errors)
 
 
 def eight_by_eight_operations() -> list[tuple[str, str, str]]:

@@ -32,10 +32,8 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
-from relayflow.api.context import AppContext
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
-from tests.test_openapi_contract import OAS
+from tests.support.flows import Flow
+from tests.support.openapi_8x8 import OAS, explain
 
 OAS_URI = "urn:8x8:automation_api.widened.json"
 
@@ -103,18 +101,6 @@ def validator(component: str, *, strict: bool = False) -> Draft4Validator:
     return Draft4Validator({"$ref": f"{uri}#/components/schemas/{component}"}, registry=registry)
 
 
-def _explain(errors: list[ValidationError]) -> str:
-    lines = []
-    for error in errors:
-        where = "/".join(str(part) for part in error.absolute_path) or "<root>"
-        lines.append(f"{where}: {error.message}")
-        lines.extend(
-            f"    {'/'.join(str(p) for p in sub.absolute_path)}: {sub.message}"
-            for sub in error.context or []
-        )
-    return "\n".join(lines)
-
-
 def violations(instance: Any, component: str, *, strict: bool = False) -> list[ValidationError]:
     return sorted(
         validator(component, strict=strict).iter_errors(instance), key=lambda e: e.json_path
@@ -124,7 +110,7 @@ def violations(instance: Any, component: str, *, strict: bool = False) -> list[V
 def assert_conforms(instance: Any, component: str, *, strict: bool = False) -> None:
     """`instance` is valid under 8x8's `component` schema; otherwise list every violation."""
     errors = violations(instance, component, strict=strict)
-    assert not errors, f"response does not conform to 8x8's '{component}':\n" + _explain(errors)
+    assert not errors, f"response does not conform to 8x8's '{component}':\n" + explain(errors)
 
 
 def assert_iso_utc(value: str) -> None:
@@ -162,11 +148,6 @@ def assert_8x8_error(response: httpx.Response, status: int, code: int) -> dict[s
     assert uuid.UUID(error["errorId"])
     assert_iso_utc(error["timestamp"])
     return error
-
-
-@pytest.fixture
-def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 def sms(step_id: str, text: str, **extra: Any) -> dict[str, Any]:

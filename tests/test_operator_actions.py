@@ -8,19 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
-from relayflow.api.context import AppContext
 from relayflow.clock import iso_from_ms
 from relayflow.services import operations
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
+from tests.support.tenants import Tenant
 
 MINUTE = 60_000
 CUSTOMER = "+6591234567"
-
-
-@pytest.fixture
-def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 def send(step_id: str, text: str, **extra: Any) -> dict[str, Any]:

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relayflow.api.context import AppContext
 from relayflow.engine import fastpath
 from relayflow.engine.expressions import SandboxExpressions
 from relayflow.engine.runner import SKIP
 from relayflow.expressions.evaluate import ExpressionEvaluator, Outcome, evaluate_batch
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
 
 DATA = {"x": 3, "name": "Ann", "payload": {"source": "+6591234567", "body": "hi"}}
 STEP = {"umid": "m-1", "responseCode": 200, "reply": None}
@@ -155,11 +152,6 @@ async def test_the_engine_s_view_writes_nested_and_skips_declarations() -> None:
 
 
 # --- a flow ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 async def test_a_flow_writes_nested_outputs_and_not_nested_declarations(flow: Flow) -> None:

@@ -10,10 +10,8 @@ names the worker that ran a step), so which worker ran what is observed by sampl
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -24,18 +22,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.test_process_crash import (
-    RELAYFLOW,
-    Api,
+from tests.support.databases import db_rows, fresh_pg_database, step_logs
+from tests.support.definitions import definition
+from tests.support.process_api import Api, all_complete
+from tests.support.processes import (
     Processes,
     Server,
     Worker,
-    all_complete,
-    child_env,
-    db_rows,
-    definition,
-    fresh_pg_database,
-    step_logs,
+    create_account,
     wait_for,
 )
 
@@ -65,21 +59,6 @@ NOTIFY = definition(
 @pytest.fixture
 def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     yield from fresh_pg_database(request, "relayflow_workers")
-
-
-def create_account(db_url: str, workdir: Path) -> dict[str, str]:
-    completed = subprocess.run(
-        [str(RELAYFLOW), "accounts", "create", "acme", "--db", db_url],
-        capture_output=True,
-        text=True,
-        cwd=workdir,
-        env=child_env(),
-        timeout=60,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    account: dict[str, str] = json.loads(completed.stdout)
-    return account
 
 
 class LeaseSampler(threading.Thread):

@@ -18,16 +18,8 @@ from relayflow.api.context import AppContext
 from relayflow.config import Settings
 from relayflow.store.database import Database
 from relayflow.store.migrations import head_revision
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
-from tests.test_process_crash import Processes, free_port, wait_for
-
-
-@pytest.fixture
-async def flow(
-    client: httpx.AsyncClient, tenant: Tenant, context: AppContext
-) -> AsyncIterator[Flow]:
-    return Flow(client, tenant, context)
+from tests.support.flows import Flow
+from tests.support.processes import Processes, free_port, wait_for
 
 
 async def readiness(client: httpx.AsyncClient) -> tuple[int, dict[str, object]]:

@@ -6,19 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
-from relayflow.api.context import AppContext
 from relayflow.clock import ManualClock, iso_from_ms
 from relayflow.config import Settings
 from relayflow.runtime import Runtime
 from relayflow.services.sandbox import sms_event
 from relayflow.store.database import Database
 from relayflow.store.tables import held_messages
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
 
 CUSTOMER = "+6591234567"
 HOLD_S = 5
@@ -33,11 +30,6 @@ def hold_seconds(request: pytest.FixtureRequest) -> float:
 @pytest.fixture
 def settings(database_url: str, hold_seconds: float) -> Settings:
     return Settings(database_url=database_url, reply_hold_seconds=hold_seconds)
-
-
-@pytest.fixture
-def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 def sms(step_id: str, text: str, **extra: Any) -> dict[str, Any]:

@@ -42,10 +42,10 @@ from relayflow.store.tables import (
     subscriptions,
     workflow_errors,
 )
-from tests.flow_harness import Flow
-from tests.helpers import Tenant, make_tenant
-from tests.test_cli import fails_cleanly, invoke, ok
-from tests.test_process_crash import fresh_pg_database
+from tests.support.cli import fails_cleanly, invoke, ok
+from tests.support.databases import fresh_pg_database
+from tests.support.flows import Flow
+from tests.support.tenants import Tenant, make_tenant
 
 OLD_AGE_DAYS = 31
 ANSWER_TIMEOUT = "90.00:00:00"  # a wait that outlives the retention age

@@ -33,19 +33,18 @@ from typing import Any
 import pytest
 
 from tests.fake8x8.client import Fake8x8
-from tests.test_process_crash import (
+from tests.support.databases import db_rows, fresh_pg_database
+from tests.support.definitions import definition
+from tests.support.process_api import Api
+from tests.support.processes import (
     RELAYFLOW,
-    Api,
     Child,
     Processes,
     Worker,
     child_env,
-    db_rows,
-    definition,
-    fresh_pg_database,
+    create_account,
     wait_for,
 )
-from tests.test_process_workers import create_account
 
 pytestmark = pytest.mark.slow
 

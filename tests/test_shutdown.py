@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from aiohttp import web
 from sqlalchemy import select, update
@@ -24,8 +23,7 @@ from relayflow.api.context import AppContext
 from relayflow.config import Settings
 from relayflow.engine.worker import Worker, WorkerSettings
 from relayflow.store.tables import instances, pointers
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
 
 OWNER = "shutdown-test-worker"
 FOREIGN = "another-host-4242-abcdef"  # a lease of someone else: never released by this worker
@@ -72,11 +70,6 @@ async def site() -> AsyncIterator[HeldSite]:
     await held.start()
     yield held
     await held.close()
-
-
-@pytest.fixture
-async def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 async def define_call_then_sms(flow: Flow, site: HeldSite) -> str:

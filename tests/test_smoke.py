@@ -1,4 +1,5 @@
-from tests.helpers import Tenant, sms_definition
+from tests.support.definitions import sms_definition
+from tests.support.tenants import Tenant
 
 
 async def test_create_and_list(client, tenant: Tenant) -> None:

@@ -24,7 +24,7 @@ from relayflow.config import Limits
 from relayflow.errors import ErrorCode
 from relayflow.model.steps import STEP_MODELS
 from relayflow.model.validation import validate_definition_input
-from tests.helpers import Tenant
+from tests.support.tenants import Tenant
 
 DATA = Path(__file__).parent / "data"
 EXAMPLES_DIR = DATA / "spec_examples"

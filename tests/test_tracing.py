@@ -18,8 +18,8 @@ from relayflow.api.app import create_app
 from relayflow.api.context import AppContext
 from relayflow.config import Settings
 from relayflow.telemetry import tracing
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
+from tests.support.tenants import Tenant
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

@@ -11,15 +11,9 @@ from sqlalchemy import func, select
 
 from relayflow.api.context import AppContext
 from relayflow.store.tables import inbox
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
 
 CUSTOMER = "+6591234567"
-
-
-@pytest.fixture
-def flow(client: httpx.AsyncClient, tenant: Tenant, context: AppContext) -> Flow:
-    return Flow(client, tenant, context)
 
 
 def inbound_sms(text: str, sender: str = CUSTOMER, umid: str | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from relayflow.api.context import AppContext
 from relayflow.engine.worker import _host_tag
 from relayflow.store.tables import instances
-from tests.flow_harness import Flow
+from tests.support.flows import Flow
 
 
 def _dead_pid() -> int:

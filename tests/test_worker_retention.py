@@ -8,8 +8,8 @@ import asyncio
 import httpx
 
 from relayflow.api.context import AppContext
-from tests.flow_harness import Flow
-from tests.helpers import Tenant
+from tests.support.flows import Flow
+from tests.support.tenants import Tenant
 
 DAY_MS = 86_400_000
 

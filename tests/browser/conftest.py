@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -40,8 +39,11 @@ from playwright.sync_api import (
     Frame,
     Page,
     Response,
+    expect,
     sync_playwright,
 )
+
+from tests.support.processes import RELAYFLOW, child_env, free_port
 
 # Debian's `chromium` package; RELAYFLOW_TEST_CHROMIUM points elsewhere (like RELAYFLOW_TEST_PG).
 CHROMIUM = Path(os.environ.get("RELAYFLOW_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -56,7 +58,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-RELAYFLOW = Path(sys.executable).parent / "relayflow"
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 ACCOUNTS = ("acme", "globex")
 # A missing element fails a test in seconds instead of Playwright's default 30 s.
@@ -100,20 +101,6 @@ class RelayflowServer:
     @property
     def globex_key(self) -> str:
         return self.accounts["globex"].api_key
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def child_env(**settings: str) -> dict[str, str]:
-    """This environment without RELAYFLOW_* variables, plus `settings` as RELAYFLOW_<NAME>."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYFLOW_")}
-    env.update({f"RELAYFLOW_{name.upper()}": value for name, value in settings.items()})
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def create_account(env: dict[str, str], account_id: str) -> Account:
@@ -342,6 +329,17 @@ def expect_refusal(page: Page, url: str) -> None:
     record = _RECORDS.get(id(page))
     if record is not None:
         record.refused.add(_without_fragment(url))
+
+
+def sign_in(page: Page, server: RelayflowServer, key: str, screenshot: Screenshot) -> None:
+    """Through the login page, to the definitions list."""
+    page.goto(f"{server.base_url}/console")
+    page.wait_for_url(re.compile(r"/console/login$"))
+    screenshot(page, "console-login")
+    page.locator("#api-key").fill(key)
+    page.locator("#sign-in").click()
+    page.wait_for_url(lambda url: urlsplit(url).path == "/console/definitions")
+    expect(page.locator("h1")).to_have_text("Definitions")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import RelayflowServer, Screenshot, expect_refusal
+from tests.browser.conftest import RelayflowServer, Screenshot, expect_refusal, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -50,16 +50,6 @@ def definition_text(name: str, sub_account: str, *, with_error: bool = False) ->
         "definition": {"name": name, "steps": steps},
     }
     return json.dumps(body, indent=2)
-
-
-def sign_in(page: Page, server: RelayflowServer, key: str, screenshot: Screenshot) -> None:
-    page.goto(f"{server.base_url}/console")
-    page.wait_for_url(re.compile(r"/console/login$"))
-    screenshot(page, "console-login")
-    page.locator("#api-key").fill(key)
-    page.locator("#sign-in").click()
-    page.wait_for_url(lambda url: urlsplit(url).path == "/console/definitions")
-    expect(page.locator("h1")).to_have_text("Definitions")
 
 
 def test_the_console_journey(

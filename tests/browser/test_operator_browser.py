@@ -12,8 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import RelayflowServer, Screenshot
-from tests.browser.test_console_journey import sign_in
+from tests.browser.conftest import RelayflowServer, Screenshot, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

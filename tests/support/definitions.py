@@ -1,32 +1,21 @@
-"""Test helpers shared by the suites (fixtures live in conftest.py)."""
+"""Small valid definitions to create and run: the auto reply, a named definition, SMS steps."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from relayflow.api.context import AppContext
+from typing import Any
 
 
-@dataclass(frozen=True)
-class Tenant:
-    """An account as a client sees it: its id, key, and the URL prefix of its resources."""
-
-    account_id: str
-    api_key: str
-    webhook_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-    @property
-    def base(self) -> str:
-        return f"/api/v1/accounts/{self.account_id}"
+def sms_step(step_id: str, destination: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": step_id,
+        "stepType": "SMS",
+        "inputs": {"subAccountId": "demo_sms", "destination": destination, "text": text},
+        **extra,
+    }
 
 
-async def make_tenant(context: AppContext, account_id: str) -> Tenant:
-    created = await context.accounts.create(account_id)
-    return Tenant(created.account_id, created.api_key, created.webhook_token)
+def definition(name: str, trigger: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"trigger": trigger, "status": "enabled", "definition": {"name": name, "steps": steps}}
 
 
 def sms_definition(

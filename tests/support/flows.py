@@ -9,7 +9,7 @@ import httpx
 
 from relayflow.api.context import AppContext
 from relayflow.clock import ManualClock
-from tests.helpers import Tenant
+from tests.support.tenants import Tenant
 
 
 class Flow:
