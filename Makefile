@@ -31,13 +31,13 @@ run: install
 	$(BIN)/relayflow serve --host $(HOST) --port $(PORT)
 
 lint: install-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests fake8x8
+	$(BIN)/ruff format --check src tests fake8x8
 	$(BIN)/mypy
 
 format: install-test
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests fake8x8
+	$(BIN)/ruff check --fix src tests fake8x8
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""The fake 8x8 of tests/fake8x8 with a bench-only timing log, as its own process.
+"""The fake 8x8 of fake8x8/ (the repository root) with a bench-only timing log, as its own process.
 
 Why a wrapper: the fake records `receivedAt` as an ISO string with milliseconds and keeps every
 request with its headers in memory, which is too coarse for latency and too heavy at 100,000+
@@ -29,12 +29,12 @@ import time
 from typing import Any
 
 from aiohttp import web
-from tests.fake8x8 import server as fake_server
-from tests.fake8x8.control import control_app
-from tests.fake8x8.faults import ROLES
-from tests.fake8x8.state import STATE, FakeState
 
 from bench.stats import run_fast
+from fake8x8 import server as fake_server
+from fake8x8.control import control_app
+from fake8x8.faults import ROLES
+from fake8x8.state import STATE, FakeState
 
 KEEP_FULL_REQUESTS = 1000
 LOG = web.AppKey("log", list)

@@ -229,7 +229,7 @@ def spawn(
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a child: ours, the repository on PYTHONPATH (for `bench` and the fake
-    in `tests.fake8x8`), and `extra`."""
+    in `fake8x8`), and `extra`."""
     env = {**os.environ, **(extra or {})}
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), env.get("PYTHONPATH", "")] if p)
     return env

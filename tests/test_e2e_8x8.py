@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fake8x8.client import Fake8x8
+from fake8x8.client import Fake8x8
 from tests.support.live_relayflow import Relayflow
 from tests.support.processes import RELAYFLOW, free_port, run_cli, wait_for
 

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from aiohttp import web
 
+from fake8x8.client import Fake8x8
 from relayflow.api.context import AppContext
 from relayflow.clock import iso_from_ms
 from relayflow.config import Settings
 from relayflow.engine.retry import RetryPolicy
-from tests.fake8x8.client import Fake8x8
 from tests.support.flows import Flow
 from tests.support.processes import free_port
 from tests.support.tenants import Tenant

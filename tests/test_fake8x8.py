@@ -18,7 +18,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.fake8x8 import ControlError, Fake8x8, running_fake
+from fake8x8 import ControlError, Fake8x8, running_fake
 from tests.support.processes import free_port
 
 KEY, OTHER_KEY = "key-alpha-0001", "key-bravo-0002"

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fake8x8.client import Fake8x8
+from fake8x8.client import Fake8x8
 from tests.support.databases import db_rows
 from tests.support.live_relayflow import Relayflow
 from tests.support.process_api import Api

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from fake8x8.client import Fake8x8
 from relayflow.api.context import AppContext
 from relayflow.config import Settings
-from tests.fake8x8.client import Fake8x8
 from tests.support.flows import Flow
 from tests.support.metric_series import SERIES as deploy_series
 from tests.support.tenants import Tenant

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.fake8x8.client import Fake8x8
+from fake8x8.client import Fake8x8
 from tests.support.databases import db_rows, fresh_pg_database
 from tests.support.definitions import definition
 from tests.support.process_api import Api

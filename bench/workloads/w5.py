@@ -35,7 +35,6 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import httpx
-from tests.fake8x8.client import ControlCalls, ControlError
 
 from bench.loadgen import TAGGED
 from bench.processes import Deployment, FakeServer, ProcSample, total_machine_cpu_s, wait_for
@@ -43,6 +42,7 @@ from bench.settings import W5Settings
 from bench.stats import summary
 from bench.workloads import w1
 from bench.workloads.common import Window, all_pids, launch_loadgen, sms_spec
+from fake8x8.client import ControlCalls, ControlError
 
 FINAL = ("Complete", "Terminated")
 REPLY_STEP = "reply"  # W1's one SMS step
@@ -50,7 +50,7 @@ RAMP_SECONDS = 15  # acceptances per second after recovery, listed this far
 
 
 class Control(ControlCalls[Any]):
-    """The fake's control API (tests/fake8x8/client.py's calls), on the bench's own fake."""
+    """The fake's control API (fake8x8/client.py's calls), on the bench's own fake."""
 
     def __init__(self, url: str) -> None:
         self._http = httpx.Client(base_url=url, timeout=30)

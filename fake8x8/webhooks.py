@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import phonenumbers
 
-from tests.fake8x8.shapes import iso_now, sms_encoding
+from fake8x8.shapes import iso_now, sms_encoding
 
 Json = dict[str, Any]
 SMS_STATES = ("queued", "rejected", "sent", "delivered", "undelivered", "read")

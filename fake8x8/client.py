@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 # The control site is plain http on loopback; `verify=False` only skips loading the CA bundle,
 # which costs ~50-100 ms per httpx client.
 DEFAULT_API_KEY = "fake8x8-test-key"
@@ -283,7 +283,7 @@ class Fake8x8(ControlCalls[Any]):
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         }
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fake8x8", *self._args],
+            [sys.executable, "-m", "fake8x8", *self._args],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fake8x8.control import control_app
-from tests.fake8x8.faults import PROCESSED_MODES, ROLES, Fault
-from tests.fake8x8.shapes import (
+from fake8x8.control import control_app
+from fake8x8.faults import PROCESSED_MODES, ROLES, Fault
+from fake8x8.shapes import (
     FOREIGN_SUBACCOUNT_MESSAGE,
     ILLEGAL_SUBACCOUNT,
     INTERNAL_ERROR,
@@ -40,8 +40,8 @@ from tests.fake8x8.shapes import (
     error_body,
     parse_json_object,
 )
-from tests.fake8x8.state import STATE, FakeState, decoded
-from tests.fake8x8.voice import INVALID_ENTRY, INVALID_JSON, answer_voice, voice_error
+from fake8x8.state import STATE, FakeState, decoded
+from fake8x8.voice import INVALID_ENTRY, INVALID_JSON, answer_voice, voice_error
 
 SEND_PATHS = {
     "sms": re.compile(r"^/api/v1/subaccounts/([^/]+)/messages$"),

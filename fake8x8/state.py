@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fake8x8.faults import FaultPlan
-from tests.fake8x8.shapes import iso_now
+from fake8x8.faults import FaultPlan
+from fake8x8.shapes import iso_now
 
 SUBACCOUNT_IN_PATH = re.compile(r"^/api/v1/subaccounts/([^/]+)/")
 

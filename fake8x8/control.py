@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.fake8x8 import webhooks
-from tests.fake8x8.state import STATE, FakeState
+from fake8x8 import webhooks
+from fake8x8.state import STATE, FakeState
 
 SESSION = web.AppKey("session", aiohttp.ClientSession)
 Spec = dict[str, Any]

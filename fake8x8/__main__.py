@@ -1,4 +1,4 @@
-"""`python -m tests.fake8x8`: run the fake 8x8 server until SIGTERM / SIGINT.
+"""`python -m fake8x8`: run the fake 8x8 server until SIGTERM / SIGINT.
 
 Prints exactly one JSON line to stdout once every site listens —
 `{"sms": url, "chatapps": url, "voice": url, "crm": url, "control": url, "pid": n}` — and
@@ -14,15 +14,15 @@ import os
 import signal
 import sys
 
-from tests.fake8x8.faults import ROLES
-from tests.fake8x8.server import start
-from tests.fake8x8.state import FakeState
+from fake8x8.faults import ROLES
+from fake8x8.server import start
+from fake8x8.state import FakeState
 
 SITES = (*ROLES, "control")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.fake8x8", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fake8x8", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     for role in SITES:
         parser.add_argument(f"--{role}-port", type=int, default=0, help="0 = any free port")

@@ -21,7 +21,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from tests.fake8x8.shapes import MSISDN, Answer, is_http_url
+from fake8x8.shapes import MSISDN, Answer, is_http_url
 
 LEGACY_ACTIONS = ("say", "say&capture", "playFile")
 CURRENT_ACTIONS = ("makeCall", "say", "sayAndCapture", "playFile", "hangup")
