@@ -6,13 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from relayflow.instance_state import PointerStatus
+
 
 @dataclass(frozen=True)
 class Complete:
     """The step is done; `result` becomes `step.*` for its outputs and conditions."""
 
     result: dict[str, Any] = field(default_factory=dict)
-    log_status: str = "Complete"  # "Cancelled" for a wait that timed out
+    log_status: PointerStatus = PointerStatus.COMPLETE  # CANCELLED for a wait that timed out
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from relayflow.engine.contacts import MAX_LENGTH, phone_digits
+from relayflow.instance_state import REPLY_KEY_PREFIX
 
-REPLY_KEY_PREFIX = "reply:"
 _SEPARATORS = re.compile(r"[\s+\-().]")
 
 

@@ -28,21 +28,9 @@ from relayflow.engine.decisions import (
 )
 from relayflow.engine.plan import Plan, StepNode
 from relayflow.engine.retry import RetryPolicy
-from relayflow.engine.state import (
-    CANCELLED,
-    COMPLETE,
-    FAILED,
-    PENDING,
-    RUNNABLE,
-    RUNNING,
-    SLEEPING,
-    TERMINATED,
-    WAITING,
-    InstanceState,
-    PointerState,
-)
 from relayflow.engine.steps import STEP_TYPES
 from relayflow.engine.steps.base import Resume, StepContext, StepError
+from relayflow.instance_state import InstanceState, InstanceStatus, PointerState, PointerStatus
 from relayflow.telemetry import metrics, tracing
 
 
@@ -164,32 +152,32 @@ class Runner:
         """Run every due pointer, repeatedly, until nothing more is due now, or until `pause()`
         says to stop between two steps (a worker shutting down): what is left stays due, and
         the caller's save hands it to the next sprint."""
-        while state.status == RUNNABLE:
+        while state.status == InstanceStatus.RUNNABLE:
             now = self._clock.now_ms()
             due = [(p, r) for p in state.active_pointers() if (r := self._resume_of(state, p, now))]
             if not due:
                 break
             for pointer, resume in due:
-                if state.status != RUNNABLE or pause():
+                if state.status != InstanceStatus.RUNNABLE or pause():
                     return
                 await self._run_pointer(state, plan, pointer, resume, checkpoint)
-        if state.status == RUNNABLE and not state.active_pointers():
-            state.status = COMPLETE
+        if state.status == InstanceStatus.RUNNABLE and not state.active_pointers():
+            state.status = InstanceStatus.COMPLETE
             state.completed_at_ms = self._clock.now_ms()
             state.record("instance_completed", None, state.completed_at_ms)
 
     def _resume_of(self, state: InstanceState, pointer: PointerState, now: int) -> Resume | None:
-        if pointer.status == PENDING:
+        if pointer.status == PointerStatus.PENDING:
             return Resume.START
-        if pointer.status == SLEEPING and (pointer.wake_at_ms or 0) <= now:
+        if pointer.status == PointerStatus.SLEEPING and (pointer.wake_at_ms or 0) <= now:
             return Resume.TIMER
-        if pointer.status == WAITING:
+        if pointer.status == PointerStatus.WAITING_FOR_EVENT:
             if pointer.has_event:
                 return Resume.EVENT
             if (pointer.wake_at_ms or 0) <= now:
                 return Resume.TIMEOUT
             return None
-        if pointer.status == RUNNING:
+        if pointer.status == PointerStatus.RUNNING:
             if pointer.state.get("container"):
                 return None if state.children_active(pointer.id) else Resume.CHILDREN_DONE
             # A retry waiting for its backoff, or a call interrupted by a crash (its
@@ -222,7 +210,7 @@ class Runner:
                     "reached (a loop?).",
                 )
                 return
-            pointer.status = RUNNING
+            pointer.status = PointerStatus.RUNNING
             pointer.started_at_ms = now
             state.record("step_started", node.id, now, {"worker": state.worker})
             evaluated = await self._expressions.inputs(
@@ -279,14 +267,18 @@ class Runner:
                     pointer.state["result"] = result
                 await self._complete(state, plan, node, pointer, {**inputs, **result}, log_status)
             case Sleep(until_ms=until):
-                pointer.status, pointer.wake_at_ms = SLEEPING, until
+                pointer.status, pointer.wake_at_ms = PointerStatus.SLEEPING, until
                 state.record("wait_started", node.id, now, {"until": until})
             case WaitForEvent(key=key, timeout_at_ms=timeout):
-                pointer.status, pointer.wake_at_ms, pointer.event_key = WAITING, timeout, key
+                pointer.status, pointer.wake_at_ms, pointer.event_key = (
+                    PointerStatus.WAITING_FOR_EVENT,
+                    timeout,
+                    key,
+                )
                 state.subscribe.append((pointer.id, key))
                 state.record("event_wait_started", node.id, now, {"key": key, "timeout": timeout})
             case StartBranches(step_ids=step_ids):
-                pointer.status, pointer.wake_at_ms = RUNNING, None
+                pointer.status, pointer.wake_at_ms = PointerStatus.RUNNING, None
                 pointer.state["container"] = True
                 for index, step_id in enumerate(step_ids):
                     state.add_pointer(
@@ -347,12 +339,14 @@ class Runner:
             final = info.get("final")
             if final is not None:
                 pointer.state["result"] = final
-                await self._complete(state, plan, node, pointer, {**inputs, **final}, COMPLETE)
+                await self._complete(
+                    state, plan, node, pointer, {**inputs, **final}, PointerStatus.COMPLETE
+                )
             else:
                 self._fault(state, node.type, pointer, f"{last_error} {attempts}")
             return
         info["nextAttemptAt"] = next_at
-        pointer.status, pointer.wake_at_ms = RUNNING, next_at
+        pointer.status, pointer.wake_at_ms = PointerStatus.RUNNING, next_at
         state.record(
             "step_retry_scheduled",
             node.id,
@@ -374,7 +368,7 @@ class Runner:
         node: StepNode,
         pointer: PointerState,
         step_scope: dict[str, Any],
-        log_status: str,
+        log_status: PointerStatus,
     ) -> None:
         now = self._clock.now_ms()
         if node.outputs:
@@ -416,7 +410,8 @@ class Runner:
             if not chosen:  # null conditions are the default: only when nothing else matched
                 chosen = [target for target, cond in node.select_next if cond is None]
             targets += chosen
-        pointer.status = log_status if log_status in (COMPLETE, CANCELLED) else COMPLETE
+        cancelled = log_status == PointerStatus.CANCELLED
+        pointer.status = PointerStatus.CANCELLED if cancelled else PointerStatus.COMPLETE
         pointer.completed_at_ms = now
         pointer.wake_at_ms = None
         pointer.state.pop("container", None)
@@ -431,15 +426,15 @@ class Runner:
         """A fault fails the step and terminates the instance, cancelling everything else."""
         now = self._clock.now_ms()
         metrics.step_executions.labels(step_type, "failed").inc()
-        pointer.status, pointer.completed_at_ms, pointer.dirty = FAILED, now, True
+        pointer.status, pointer.completed_at_ms, pointer.dirty = PointerStatus.FAILED, now, True
         pointer.wake_at_ms = None
         _retry_over(pointer)
         state.errors.append((pointer.step_id, message, now))
         state.record("step_failed", pointer.step_id, now, {"message": message})
         for other in state.active_pointers():
-            other.status, other.completed_at_ms, other.dirty = CANCELLED, now, True
+            other.status, other.completed_at_ms, other.dirty = PointerStatus.CANCELLED, now, True
             other.wake_at_ms = None
             if other.event_key:
                 state.unsubscribe.add(other.id)
-        state.status = TERMINATED
+        state.status = InstanceStatus.TERMINATED
         state.record("instance_terminated", pointer.step_id, now, {"reason": message})

@@ -26,7 +26,7 @@ import structlog
 from relayflow.clock import Clock
 from relayflow.engine.plan import Plan, PlanCache, compile_plan
 from relayflow.engine.runner import Runner
-from relayflow.engine.state import COMPLETE, TERMINATED, InstanceState
+from relayflow.instance_state import InstanceState, InstanceStatus
 from relayflow.store import definitions as definition_store
 from relayflow.store import instances as instance_store
 from relayflow.store.database import Database
@@ -52,7 +52,10 @@ class WorkerSettings:
     shutdown_grace_s: float = 20.0
 
 
-_ENDED = {"instance_completed": (COMPLETE, False), "instance_terminated": (TERMINATED, True)}
+_ENDED = {
+    "instance_completed": (InstanceStatus.COMPLETE, False),
+    "instance_terminated": (InstanceStatus.TERMINATED, True),
+}
 
 
 def count_ended(state: InstanceState) -> None:

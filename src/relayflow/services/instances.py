@@ -10,9 +10,9 @@ from typing import Any
 
 from relayflow.clock import Clock
 from relayflow.engine.router import Router
-from relayflow.engine.state import RUNNABLE, SUSPENDED
 from relayflow.engine.wakeup import notify_work
 from relayflow.errors import ApiError, ErrorCode
+from relayflow.instance_state import InstanceStatus
 from relayflow.services.definitions import definition_not_found
 from relayflow.store import definitions as definition_store
 from relayflow.store import instance_reads
@@ -22,8 +22,8 @@ from relayflow.store.instance_reads import ErrorRow, EventRow, InstanceRow, LogR
 
 WORKFLOW_ID = re.compile(r"^[0-9a-f]{24}$")
 COMMANDS = {
-    "suspend": ((RUNNABLE,), SUSPENDED, "instance_suspended"),
-    "resume": ((SUSPENDED,), RUNNABLE, "instance_resumed"),
+    "suspend": ((InstanceStatus.RUNNABLE,), InstanceStatus.SUSPENDED, "instance_suspended"),
+    "resume": ((InstanceStatus.SUSPENDED,), InstanceStatus.RUNNABLE, "instance_resumed"),
 }
 
 

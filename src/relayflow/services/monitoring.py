@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 
 from relayflow.clock import Clock
-from relayflow.engine.state import COMPLETE, RUNNABLE, SUSPENDED, TERMINATED
+from relayflow.instance_state import InstanceStatus
 from relayflow.store import monitoring as monitoring_store
 from relayflow.store.database import Database
 from relayflow.telemetry import metrics
@@ -24,8 +24,8 @@ GAUGE_SECONDS = 10.0
 # Counting Complete and Terminated instances walks all of them (a million: 140-240 ms); their
 # count moves slowly and `relayflow_instances_ended_total` has the rate, so every 5 minutes.
 ENDED_GAUGE_SECONDS = 300.0
-LIVE = (RUNNABLE, SUSPENDED)
-ENDED = (COMPLETE, TERMINATED)
+LIVE = (InstanceStatus.RUNNABLE, InstanceStatus.SUSPENDED)
+ENDED = (InstanceStatus.COMPLETE, InstanceStatus.TERMINATED)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from relayflow.clock import Clock, ms_from_iso
 from relayflow.engine.contacts import phone_digits
 from relayflow.engine.router import Router
-from relayflow.engine.state import RUNNABLE, SUSPENDED, TERMINATED
 from relayflow.engine.wakeup import notify_work
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.ids import new_uuid
+from relayflow.instance_state import InstanceStatus
 from relayflow.services.definitions import definition_not_found
 from relayflow.services.instances import COMMANDS, workflow_not_found
 from relayflow.store import definitions as definition_store
@@ -38,10 +38,10 @@ BATCH = 100
 MAX_INT32 = 2**31 - 1
 BulkCommand = Literal["suspend", "resume", "terminate"]
 # The statuses each bulk action applies to; other matching instances are skipped.
-APPLIES_TO: dict[str, tuple[str, ...]] = {
-    "suspend": (RUNNABLE,),
-    "resume": (SUSPENDED,),
-    "terminate": (RUNNABLE, SUSPENDED),
+APPLIES_TO: dict[str, tuple[InstanceStatus, ...]] = {
+    "suspend": (InstanceStatus.RUNNABLE,),
+    "resume": (InstanceStatus.SUSPENDED,),
+    "terminate": (InstanceStatus.RUNNABLE, InstanceStatus.SUSPENDED),
 }
 
 
@@ -271,7 +271,7 @@ async def _apply(conn: Any, action: str, instance_id: str, now_ms: int) -> bool:
 
 
 def _not_failed(instance: InstanceRow) -> str:
-    if instance.status == TERMINATED:
+    if instance.status == InstanceStatus.TERMINATED:
         reason = "it was terminated by a user, not by a failed step"
     else:
         reason = f"its status is {instance.status}"

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from relayflow.engine.state import RUNNABLE
+from relayflow.instance_state import InstanceStatus
 from relayflow.store.direct import hot
 from relayflow.store.tables import held_messages, instance_contacts, instances, subscriptions
 
@@ -64,7 +64,7 @@ def _young_instances(contact_count: int) -> Any:
         .where(
             instance_contacts.c.account_id == bindparam("account_id"),
             contacts,
-            instances.c.status == RUNNABLE,
+            instances.c.status == InstanceStatus.RUNNABLE,
             instances.c.started_at_ms >= bindparam("since", type_=BigInteger),
             # Already waiting (for another channel, say): the message was not for it.
             ~exists().where(subscriptions.c.instance_id == instances.c.id),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from relayflow.engine.state import RUNNABLE
+from relayflow.instance_state import InstanceStatus
 from relayflow.store.migrations import current_revision, head_revision, known_revisions
 from relayflow.store.tables import instances
 
@@ -33,7 +33,7 @@ async def instances_by_status(conn: AsyncConnection, statuses: Sequence[str]) ->
 
 def _unclaimed_due(now_ms: int) -> ColumnElement[bool]:
     return and_(
-        instances.c.status == RUNNABLE,
+        instances.c.status == InstanceStatus.RUNNABLE,
         instances.c.next_run_at_ms <= now_ms,
         or_(instances.c.lease_until_ms.is_(None), instances.c.lease_until_ms < now_ms),
     )

@@ -11,7 +11,7 @@ import orjson
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from relayflow.engine.state import CANCELLED, FAILED, PENDING, RUNNABLE, RUNNING, TERMINATED
+from relayflow.instance_state import InstanceStatus, PointerStatus
 from relayflow.store.instances import lock_instance, refresh_next_run
 from relayflow.store.tables import instance_events, instances, pointers
 
@@ -42,7 +42,7 @@ async def failed_step(
         status = getattr(await lock_instance(conn, instance_id), "status", None)
     else:
         status = await conn.scalar(select(instances.c.status).where(instances.c.id == instance_id))
-    if status != TERMINATED:
+    if status != InstanceStatus.TERMINATED:
         return None
     last = (
         await conn.execute(
@@ -64,7 +64,7 @@ async def failed_step(
             select(pointers.c.id, pointers.c.step_id, pointers.c.parent_id)
             .where(
                 pointers.c.instance_id == instance_id,
-                pointers.c.status == FAILED,
+                pointers.c.status == PointerStatus.FAILED,
                 pointers.c.step_id == last.step_id,
             )
             .order_by(pointers.c.seq.desc())
@@ -106,8 +106,11 @@ async def reopen_at(
     if failed.container_ids:
         await conn.execute(
             update(pointers)
-            .where(pointers.c.id.in_(failed.container_ids), pointers.c.status == CANCELLED)
-            .values(status=RUNNING, completed_at_ms=None, wake_at_ms=None)
+            .where(
+                pointers.c.id.in_(failed.container_ids),
+                pointers.c.status == PointerStatus.CANCELLED,
+            )
+            .values(status=PointerStatus.RUNNING, completed_at_ms=None, wake_at_ms=None)
         )
     seq = await conn.scalar(
         select(func.max(pointers.c.seq)).where(pointers.c.instance_id == instance_id)
@@ -119,7 +122,7 @@ async def reopen_at(
             seq=int(seq or 0) + 1,
             step_id=failed.step_id,
             parent_id=failed.parent_id,
-            status=PENDING,
+            status=PointerStatus.PENDING,
             attempt=0,
         )
     )
@@ -127,7 +130,7 @@ async def reopen_at(
         update(instances)
         .where(instances.c.id == instance_id)
         .values(
-            status=RUNNABLE,
+            status=InstanceStatus.RUNNABLE,
             version=version,
             completed_at_ms=None,
             lease_owner=None,

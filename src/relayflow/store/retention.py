@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
-from relayflow.engine.state import COMPLETE, TERMINATED
+from relayflow.instance_state import InstanceStatus
 from relayflow.store.tables import (
     instance_contacts,
     instance_events,
@@ -66,7 +66,7 @@ _STATUS_ON_SQLITE = "likelihood(instances.status = '{}', 0.99)"
 _UMID_CHUNK = 500
 
 
-def _status_is(status: str, sqlite: bool) -> ColumnElement[bool] | TextClause:
+def _status_is(status: InstanceStatus, sqlite: bool) -> ColumnElement[bool] | TextClause:
     if sqlite:
         return text(_STATUS_ON_SQLITE.format(status))
     return instances.c.status == literal_column(f"'{status}'")
@@ -77,16 +77,18 @@ def _ended(sqlite: bool) -> ColumnElement[bool] | TextClause:
     the unary `+` keeps the planner off `ix_instances_due`, which for `status IN (...)` visited
     every ended instance (~650 ms a batch at a million rows; bench/RESULTS.md): the ids pick
     the rows by primary key."""
+    ended = (InstanceStatus.COMPLETE, InstanceStatus.TERMINATED)
     if sqlite:
-        return text(f"+instances.status IN ('{COMPLETE}', '{TERMINATED}')")
-    return instances.c.status.in_((COMPLETE, TERMINATED))
+        listed = ", ".join(f"'{status}'" for status in ended)
+        return text(f"+instances.status IN ({listed})")
+    return instances.c.status.in_(ended)
 
 
 def _complete_candidates(cutoff_ms: int, sqlite: bool) -> Select[Any]:
     return (
         select(instances.c.id)
         .where(
-            _status_is(COMPLETE, sqlite),
+            _status_is(InstanceStatus.COMPLETE, sqlite),
             instances.c.completed_at_ms < cutoff_ms,
             instances.c.lease_owner.is_(None),
         )
@@ -101,7 +103,7 @@ def _terminated_candidates(cutoff_ms: int, sqlite: bool) -> Select[Any]:
     return (
         select(instances.c.id)
         .where(
-            _status_is(TERMINATED, sqlite),
+            _status_is(InstanceStatus.TERMINATED, sqlite),
             instances.c.started_at_ms < cutoff_ms,
             instances.c.lease_owner.is_(None),
             ~younger_event,

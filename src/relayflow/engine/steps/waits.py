@@ -7,6 +7,7 @@ from datetime import timedelta
 from relayflow.engine.decisions import Complete, Decision, Sleep, WaitForEvent
 from relayflow.engine.keys import dtmf_key, reply_key
 from relayflow.engine.steps.base import Resume, StepContext, StepError, StepType, text_input
+from relayflow.instance_state import PointerStatus
 from relayflow.model.timespan import TimespanError, parse_positive_timespan
 
 DEFAULT_WAIT_TIMEOUT = "1.00:00:00"
@@ -40,7 +41,7 @@ class WaitForReply(StepType):
         if ctx.resume is Resume.EVENT:
             return Complete({"reply": ctx.event})
         if ctx.resume is Resume.TIMEOUT:
-            return Complete({"reply": None}, log_status="Cancelled")
+            return Complete({"reply": None}, log_status=PointerStatus.CANCELLED)
         sender = text_input(ctx, "from")
         channel = text_input(ctx, "channel")
         assert sender is not None
@@ -58,7 +59,7 @@ class WaitForDtmf(StepType):
         if ctx.resume is Resume.EVENT:
             return Complete({"dtmfData": ctx.event})
         if ctx.resume is Resume.TIMEOUT:
-            return Complete({"dtmfData": None}, log_status="Cancelled")
+            return Complete({"dtmfData": None}, log_status=PointerStatus.CANCELLED)
         correlation = text_input(ctx, "dtmfRequestId")
         assert correlation is not None
         timeout = _timespan_ms(ctx, "timeout", DEFAULT_WAIT_TIMEOUT)

@@ -1,15 +1,51 @@
 """An instance as the runner sees it during one sprint: loaded in one transaction, changed in
-memory, written back in one transaction. Dirty tracking keeps the writes to what changed."""
+memory, written back in one transaction. Dirty tracking keeps the writes to what changed.
+
+It lives at the package root, not in the engine, because the store loads and saves it: both
+layers import it, and the store imports nothing of the engine. The statuses are `StrEnum`s:
+members are the strings 8x8 shows and the tables hold, so they bind, compare and serialise
+as those strings.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-RUNNABLE, SUSPENDED, COMPLETE, TERMINATED = "Runnable", "Suspended", "Complete", "Terminated"
-PENDING, RUNNING, SLEEPING, WAITING = "Pending", "Running", "Sleeping", "WaitingForEvent"
-DONE, FAILED, CANCELLED = "Complete", "Failed", "Cancelled"
-ACTIVE_POINTER_STATUSES = (PENDING, RUNNING, SLEEPING, WAITING)
+
+class InstanceStatus(StrEnum):
+    """The instance's status (`instances.status`, 8x8's `status`)."""
+
+    RUNNABLE = "Runnable"
+    SUSPENDED = "Suspended"
+    COMPLETE = "Complete"
+    TERMINATED = "Terminated"
+
+
+class PointerStatus(StrEnum):
+    """The status of one step execution (`pointers.status`, the 8x8 step-log entry's)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SLEEPING = "Sleeping"
+    WAITING_FOR_EVENT = "WaitingForEvent"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+# Pointers that still have work or a wake-up ahead of them.
+ACTIVE_POINTER_STATUSES = (
+    PointerStatus.PENDING,
+    PointerStatus.RUNNING,
+    PointerStatus.SLEEPING,
+    PointerStatus.WAITING_FOR_EVENT,
+)
+
+# Subscription keys of reply waits start with this (engine/keys.py builds them); the store
+# needs it to look for a held message (store/held.py) when such a wait subscribes.
+REPLY_KEY_PREFIX = "reply:"
 
 
 @dataclass
@@ -18,7 +54,7 @@ class PointerState:
     seq: int
     step_id: str
     parent_id: str | None
-    status: str
+    status: PointerStatus
     started_at_ms: int | None = None
     completed_at_ms: int | None = None
     wake_at_ms: int | None = None
@@ -42,7 +78,7 @@ class InstanceState:
     definition_id: str
     version: int
     sub_account_id: str | None
-    status: str
+    status: InstanceStatus
     data: dict[str, Any]
     started_at_ms: int
     completed_at_ms: int | None
@@ -68,7 +104,7 @@ class InstanceState:
             seq=self.next_seq,
             step_id=step_id,
             parent_id=parent_id,
-            status=PENDING,
+            status=PointerStatus.PENDING,
             new=True,
         )
         self.next_seq += 1
