@@ -35,6 +35,9 @@ class PointerStatus(StrEnum):
     CANCELLED = "Cancelled"
 
 
+# Instances that can still take events, skipped timers and a terminate.
+LIVE_INSTANCE_STATUSES = (InstanceStatus.RUNNABLE, InstanceStatus.SUSPENDED)
+
 # Pointers that still have work or a wake-up ahead of them.
 ACTIVE_POINTER_STATUSES = (
     PointerStatus.PENDING,

@@ -36,12 +36,13 @@ from relayflow.errors import ApiError, ErrorCode
 from relayflow.ids import new_uuid, new_workflow_id
 from relayflow.store import definitions as definition_store
 from relayflow.store import held as held_store
-from relayflow.store import instances as instance_store
+from relayflow.store import lifecycle as lifecycle_store
+from relayflow.store import subscriptions as subscription_store
 from relayflow.store import usage as usage_store
 from relayflow.store.database import Database
 from relayflow.store.definitions import DefinitionRow, TriggerMatch
 from relayflow.store.inbox import record_event
-from relayflow.store.instances import NewInstance
+from relayflow.store.lifecycle import NewInstance
 from relayflow.telemetry import metrics, tracing
 
 PARKED_DTMF_MS = 10 * 60 * 1000
@@ -132,7 +133,7 @@ class Router:
             ):
                 return RouteResult(duplicate=True)
             keys = reply_keys_for_event(event)
-            deliveries = await instance_store.deliver_event(
+            deliveries = await subscription_store.deliver_event(
                 conn, account_id, keys, event, "reply_received", now
             )
             result.resumed = [d.instance_id for d in deliveries]
@@ -199,7 +200,7 @@ class Router:
             ):
                 return RouteResult(duplicate=True)
             for key in keys:  # clientRequestId first, then uid
-                deliveries = await instance_store.deliver_event(
+                deliveries = await subscription_store.deliver_event(
                     conn, account_id, [key], callback, "dtmf_received", now
                 )
                 if deliveries:
@@ -207,9 +208,9 @@ class Router:
                     await notify_work(conn)
                     break
             else:
-                await instance_store.purge_expired_parked(conn, now)
+                await subscription_store.purge_expired_parked(conn, now)
                 for key in keys:
-                    await instance_store.park_event(
+                    await subscription_store.park_event(
                         conn, new_uuid(), account_id, key, callback, now + PARKED_DTMF_MS
                     )
         if result.resumed:
@@ -385,7 +386,7 @@ class Router:
             )
             for row in definitions
         ]
-        await instance_store.insert_instances(conn, new)
+        await lifecycle_store.insert_instances(conn, new)
         await usage_store.count_started(conn, account_id, len(new), now)
         await notify_work(conn)
         return [item.id for item in new]

@@ -28,9 +28,10 @@ from relayflow.engine.plan import Plan, PlanCache, compile_plan
 from relayflow.engine.runner import Runner
 from relayflow.instance_state import InstanceState, InstanceStatus
 from relayflow.store import definitions as definition_store
-from relayflow.store import instances as instance_store
+from relayflow.store import leases as lease_store
+from relayflow.store import sprints as sprint_store
 from relayflow.store.database import Database
-from relayflow.store.instances import LeaseLost
+from relayflow.store.sprints import LeaseLost
 from relayflow.telemetry import metrics, tracing
 
 log = structlog.get_logger("relayflow.engine")
@@ -154,7 +155,7 @@ class Worker:
         released = await self._release_held()
         now = self._clock.now_ms()
         async with self._db.transaction() as conn:
-            claimed = await instance_store.claim_due(
+            claimed = await lease_store.claim_due(
                 conn, self.owner, now, self._settings.lease_ms, self._settings.batch_size
             )
         if claimed:
@@ -183,9 +184,9 @@ class Worker:
         """A restarted process need not wait out the leases of the one it replaces: leases held
         by processes of this host that no longer exist are released at once."""
         async with self._db.transaction() as conn:
-            owners = await instance_store.lease_owners(conn, self._clock.now_ms())
+            owners = await lease_store.lease_owners(conn, self._clock.now_ms())
             dead = [owner for owner in owners if _dead_local_owner(owner)]
-            released = await instance_store.release_leases_of(conn, dead) if dead else 0
+            released = await lease_store.release_leases_of(conn, dead) if dead else 0
         if released:
             log.info("dead_leases_released", owners=dead, instances=released)
         return released
@@ -285,7 +286,7 @@ class Worker:
         expire as after a crash)."""
         try:
             async with self._db.transaction() as conn:
-                return await instance_store.release_leases_of(conn, [self.owner])
+                return await lease_store.release_leases_of(conn, [self.owner])
         except Exception:
             log.exception("lease_release_failed", owner=self.owner)
             return None
@@ -293,7 +294,7 @@ class Worker:
     async def next_due_ms(self) -> int | None:
         """When the next unleased runnable instance is due (a virtual clock steps to it)."""
         async with self._db.read() as conn:
-            return await instance_store.earliest_due(conn)
+            return await lease_store.earliest_due(conn)
 
     async def _idle_timeout(self) -> float:
         """Sleep until the earliest timer is due (a timer fires on time, not at the next poll),
@@ -326,12 +327,12 @@ class Worker:
     async def process(self, instance_id: str) -> None:
         now = self._clock.now_ms()
         async with self._db.read() as conn:
-            loaded = await instance_store.load_state(
+            loaded = await sprint_store.load_state(
                 conn, instance_id, self.owner, now, read_only=True
             )
         if loaded is None:  # a wait timed out: its subscription must go, in a transaction
             async with self._db.transaction() as conn:
-                loaded = await instance_store.load_state(conn, instance_id, self.owner, now)
+                loaded = await sprint_store.load_state(conn, instance_id, self.owner, now)
         if loaded is None:  # a writable load always gives the state
             raise RuntimeError(f"instance {instance_id} could not be loaded")
         state = loaded
@@ -354,7 +355,7 @@ class Worker:
     async def _save(self, state: InstanceState, *, release: bool) -> bool:
         now = self._clock.now_ms()
         async with self._db.transaction() as conn:
-            delivered = await instance_store.save_state(
+            delivered = await sprint_store.save_state(
                 conn,
                 state,
                 self.owner,

@@ -16,7 +16,7 @@ from relayflow.instance_state import InstanceStatus
 from relayflow.services.definitions import definition_not_found
 from relayflow.store import definitions as definition_store
 from relayflow.store import instance_reads
-from relayflow.store import instances as instance_store
+from relayflow.store import lifecycle as lifecycle_store
 from relayflow.store.database import Database
 from relayflow.store.instance_reads import ErrorRow, EventRow, InstanceRow, LogRow
 
@@ -29,7 +29,7 @@ COMMANDS = {
 
 def check_workflow_id(raw: str) -> str:
     value = raw.lower()
-    if not WORKFLOW_ID.match(value):
+    if not WORKFLOW_ID.fullmatch(value):
         raise ApiError(ErrorCode.INVALID_ID, "Invalid workflow id.")
     return value
 
@@ -215,10 +215,10 @@ class InstanceService:
         async with self._db.transaction() as conn:
             instance = await self._instance(conn, account_id, definition_id, workflow_id)
             if command == "terminate":
-                changed = await instance_store.terminate(conn, workflow_id, now)
+                changed = await lifecycle_store.terminate(conn, workflow_id, now)
             else:
                 from_statuses, to_status, event = COMMANDS[command]
-                changed = await instance_store.set_status(
+                changed = await lifecycle_store.set_status(
                     conn, workflow_id, from_statuses, to_status, now, event
                 )
                 if changed and command == "resume":
@@ -237,7 +237,7 @@ class InstanceService:
         now = self._clock.now_ms()
         async with self._db.transaction() as conn:
             instance = await self._instance(conn, account_id, definition_id, workflow_id)
-            skipped = await instance_store.skip_waits(conn, workflow_id, now)
+            skipped = await lifecycle_store.skip_waits(conn, workflow_id, now)
             if skipped is None:
                 raise ApiError(
                     ErrorCode.INVALID_TRANSITION,

@@ -29,7 +29,7 @@ from relayflow.services.definitions import definition_not_found
 from relayflow.services.instances import COMMANDS, workflow_not_found
 from relayflow.store import definitions as definition_store
 from relayflow.store import instance_reads
-from relayflow.store import instances as instance_store
+from relayflow.store import lifecycle as lifecycle_store
 from relayflow.store import operations as operation_store
 from relayflow.store.database import Database
 from relayflow.store.instance_reads import InstanceRow
@@ -263,9 +263,9 @@ class OperatorActions:
 async def _apply(conn: Any, action: str, instance_id: str, now_ms: int) -> bool:
     """One instance, through the same store functions as the single-instance commands."""
     if action == "terminate":
-        return await instance_store.terminate(conn, instance_id, now_ms)
+        return await lifecycle_store.terminate(conn, instance_id, now_ms)
     from_statuses, to_status, event = COMMANDS[action]
-    return await instance_store.set_status(
+    return await lifecycle_store.set_status(
         conn, instance_id, from_statuses, to_status, now_ms, event
     )
 

@@ -12,7 +12,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.instance_state import InstanceStatus, PointerStatus
-from relayflow.store.instances import lock_instance, refresh_next_run
+from relayflow.store.leases import lock_instance
+from relayflow.store.next_run import refresh_next_run
 from relayflow.store.tables import instance_events, instances, pointers
 
 # The events that end or re-open an instance: the newest of them says how it stands now.
