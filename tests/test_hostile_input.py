@@ -87,3 +87,22 @@ async def test_api_survives_fuzzed_bodies(client: httpx.AsyncClient, tenant: Ten
     creates = len(listed) - 1
     updates = len(history) - 1
     assert creates + updates == accepted  # rejected input changed nothing
+
+
+async def test_an_id_with_a_trailing_newline_is_not_an_id(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    """`^…$` lets `re.match` accept a final newline: ids are matched whole."""
+    created = await client.post(
+        f"{tenant.base}/definitions", json=sms_definition(), headers=tenant.headers
+    )
+    definition = created.json()["id"]
+    versions = await client.get(
+        f"{tenant.base}/definitions/{definition}%0A", headers=tenant.headers
+    )
+    assert versions.status_code == 400
+    assert versions.json()["code"] == 1000
+    workflows = f"{tenant.base}/definitions/{definition}/workflows/{'a' * 24}%0A"
+    answer = await client.get(workflows, headers=tenant.headers)
+    assert answer.status_code == 400
+    assert answer.json()["code"] == 1000

@@ -65,7 +65,7 @@ def new_workflow_id() -> str:
 
 
 def is_uuid(value: str) -> bool:
-    return bool(_UUID_RE.match(value))
+    return bool(_UUID_RE.fullmatch(value))
 
 
 def normalise_uuid(value: str) -> str:
