@@ -11,7 +11,10 @@ from relayflow.model.steps import DefinitionStatus, Step, Trigger
 class DefinitionBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    name: Text = Field(description="Descriptive name; need not be unique.")
+    name: Text = Field(
+        description="Descriptive name; need not be unique.",
+        json_schema_extra={"pattern": r"\S"},  # blank is refused (5001): not only missing
+    )
     steps: list[Step] = Field(min_length=1, description="Steps; the first one is the entry point.")
 
 

@@ -102,7 +102,10 @@ class StepBase(BaseModel):
     model_config = ConfigDict(extra="ignore")
     RESULT_PROPERTIES: ClassVar[tuple[str, ...]] = ()
 
-    id: Text = Field(description="Step id, unique within the definition (including `do`).")
+    id: Text = Field(
+        description="Step id, unique within the definition (including `do`).",
+        json_schema_extra={"pattern": r"\S"},
+    )
     outputs: Outputs | None = Field(
         default=None, description="`{contextKey: expression}` written into `data` after the step."
     )

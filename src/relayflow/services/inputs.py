@@ -35,7 +35,23 @@ class InboundSms(BaseModel):
 
 
 class InboundChat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A message has text, a button press a payload: the schema says so too (for generated
+    # clients and fuzzers), not only the validator.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["text"],
+                    "properties": {"text": {"type": "string", "maxLength": 10_000}},
+                },
+                {
+                    "required": ["payload"],
+                    "properties": {"payload": {"type": "string", "maxLength": 1000}},
+                },
+            ]
+        },
+    )
     channel: str = Field(min_length=1, max_length=40, description="whatsapp, viber, line, RCS, ...")
     from_: str = Field(
         alias="from", min_length=1, max_length=128, description="Phone number or user id."
@@ -54,9 +70,25 @@ class InboundChat(BaseModel):
 
 
 class Dtmf(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    clientRequestId: str | None = Field(default=None, max_length=200)
-    uid: str | None = Field(default=None, max_length=200)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["clientRequestId"],
+                    "properties": {
+                        "clientRequestId": {"type": "string", "minLength": 1, "maxLength": 200}
+                    },
+                },
+                {
+                    "required": ["uid"],
+                    "properties": {"uid": {"type": "string", "minLength": 1, "maxLength": 200}},
+                },
+            ]
+        },
+    )
+    clientRequestId: str | None = Field(default=None, min_length=1, max_length=200)
+    uid: str | None = Field(default=None, min_length=1, max_length=200)
     digits: str = Field(pattern=r"^[0-9*#]{1,32}$", description="Keys pressed.")
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -52,11 +52,19 @@ class BulkActionInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: BulkCommand = Field(description="suspend, resume or terminate.")
     status: Literal["Runnable", "Suspended", "Complete", "Terminated"] | None = None
-    version: int | Literal["all"] | None = Field(
+    version: Annotated[int, Field(ge=1, le=MAX_INT32)] | Literal["all"] | None = Field(
         default=None, description='A version number, "all", or omitted for the latest version.'
     )
-    startTimeFrom: str | None = Field(default=None, description="ISO-8601 minimum start time.")
-    startTimeTo: str | None = Field(default=None, description="ISO-8601 maximum start time.")
+    startTimeFrom: str | None = Field(
+        default=None,
+        description="ISO-8601 minimum start time.",
+        json_schema_extra={"format": "date-time"},
+    )
+    startTimeTo: str | None = Field(
+        default=None,
+        description="ISO-8601 maximum start time.",
+        json_schema_extra={"format": "date-time"},
+    )
     contact: str | None = Field(
         default=None, min_length=1, max_length=100, description="Phone number or chat user id."
     )
@@ -65,13 +73,6 @@ class BulkActionInput(BaseModel):
     @classmethod
     def _any_case(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
-
-    @field_validator("version")
-    @classmethod
-    def _in_range(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, int) and not 1 <= value <= MAX_INT32:
-            raise ValueError(f"must be between 1 and {MAX_INT32}")
-        return value
 
     @model_validator(mode="after")
     def _times(self) -> BulkActionInput:
