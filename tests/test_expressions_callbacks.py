@@ -1,6 +1,6 @@
 """Beyond 8x8: arrow-function callbacks of map/filter/some/every/find/reduce and `Date` from the
 engine's clock (issue 14, point 5). The whitelist allows an arrow only as the first argument of
-those six methods and `new` only as `new Date(...)`; the sandbox's `Date` reads the `now_ms` of
+those six methods and `new` only as `new Date(...)`; the jail's `Date` reads the `now_ms` of
 the evaluation, and its time and memory limits still stop callbacks that run away."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 from relayflow.clock import iso_from_ms, ms_from_iso
 from relayflow.expressions.evaluate import ExpressionEvaluator, Job, Outcome, evaluate_batch
-from relayflow.expressions.sandbox import Sandbox
+from relayflow.expressions.jail import Jail
 from relayflow.expressions.whitelist import ARROW_PLACEMENT, forbidden_construct
 from tests.support.flowtest import PHONE, definition, run_document, sms, wait
 
@@ -222,10 +222,10 @@ def test_no_path_leads_back_to_the_host_s_clock() -> None:
     assert value("{{ Reflect.construct(Date, []).getTime() }}") == NOW
     assert value("{{ Object.isFrozen(Date) && Object.isFrozen(Object.getPrototypeOf(new Date)) }}")
     # Below the whitelist (which refuses `constructor`), the realm itself holds no native Date.
-    with Sandbox({}, None, now_ms=NOW) as sandbox:
-        assert sandbox.run("Object.getPrototypeOf(new Date()).constructor.now()") == NOW
-        assert sandbox.run("new Date().constructor === Date") is True
-        assert sandbox.run("typeof performance") == "undefined"  # performance.now(): host time
+    with Jail({}, None, now_ms=NOW) as jail:
+        assert jail.run("Object.getPrototypeOf(new Date()).constructor.now()") == NOW
+        assert jail.run("new Date().constructor === Date") is True
+        assert jail.run("typeof performance") == "undefined"  # performance.now(): host time
     assert value("{{ typeof performance }}") == "undefined"
 
 

@@ -328,9 +328,9 @@ def test_batches_without_expressions_never_start_quickjs(monkeypatch: pytest.Mon
     from relayflow.expressions import evaluate
 
     def explode(*args: Any, **kwargs: Any) -> None:
-        raise AssertionError("a sandbox was created")
+        raise AssertionError("a jail was created")
 
-    monkeypatch.setattr(evaluate, "Sandbox", explode)
+    monkeypatch.setattr(evaluate, "Jail", explode)
     outcomes = evaluate_batch(
         [("text", "input"), ("variable 0", "output"), (None, "condition")], {}, None
     )

@@ -83,7 +83,7 @@ def test_deeply_nested_outputs_are_refused() -> None:
     assert fastpath.output_value(value, DATA, STEP) is fastpath.NOT_FAST
 
 
-# --- the fast path agrees with the sandbox -----------------------------------------------------
+# --- the fast path agrees with the jail --------------------------------------------------------
 
 names = st.sampled_from(["a", "b", "payload", "source", "x", "reply", "umid"])
 paths = st.builds(
@@ -114,7 +114,7 @@ documents = st.dictionaries(
 
 @settings(max_examples=300, deadline=None)
 @given(value=outputs, data=documents, step=documents)
-def test_fast_nested_outputs_equal_the_sandbox(value: Any, data: Any, step: Any) -> None:
+def test_fast_nested_outputs_equal_the_jail(value: Any, data: Any, step: Any) -> None:
     fast = fastpath.output_value(value, data, step)
     slow = output(value, data, step)
     if fast is fastpath.SKIP_OUTPUT:

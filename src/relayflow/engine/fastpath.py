@@ -1,10 +1,10 @@
 """Expressions that need no JavaScript engine: plain property paths (`{{data.payload.source}}`,
 `{{step.umid}}`), literals and the constant conditions. They are the large majority in real
-definitions; evaluating them in Python saves a sandbox (~0.5 ms) per step.
+definitions; evaluating them in Python saves a QuickJS run (~0.5 ms) per step.
 
 Anything this module is not sure about — an operator, a call, a missing intermediate object
 (a TypeError in JavaScript), a number to format — returns `NOT_FAST`, and the caller evaluates
-the whole group in the sandbox, so results never differ from the JavaScript ones.
+the whole group in the jail, so results never differ from the JavaScript ones.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _template(text: str, data: Any, step: Any) -> Any:
 
 def _nested(value: Any, data: Any, step: Any, depth: int = 0) -> Any:
     """`value` with its templates evaluated at any depth, or NOT_FAST if any one is not fast
-    (or the value is nested too deep: the sandbox reports that)."""
+    (or the value is nested too deep: the jail reports that)."""
     if depth > MAX_INPUT_DEPTH:
         return NOT_FAST
     if isinstance(value, str):
@@ -122,7 +122,7 @@ def input_value(value: Any, data: Any) -> Any:
 def output_value(value: Any, data: Any, step: Any) -> Any:
     """An output's value, evaluated recursively like an input; SKIP_OUTPUT for a declaration
     (no {{ }} anywhere inside); or NOT_FAST (a tolerant read, among others, is left to the
-    sandbox, which knows how to warn about it)."""
+    jail, which knows how to warn about it)."""
     if not contains_expression(value):
         return SKIP_OUTPUT
     return _nested(value, data, step)

@@ -1,1 +1,1 @@
-"""`{{ JavaScript }}` expressions: templates, and (with the engine) the sandbox."""
+"""`{{ JavaScript }}` expressions: templates, and (with the engine) the jail."""

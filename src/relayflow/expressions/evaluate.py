@@ -2,7 +2,7 @@
 
 A batch is every expression one step needs at one moment (its inputs, or its outputs and
 successor conditions). Expressions run in the thread's frozen QuickJS realm on fresh copies of
-`data` and `step` (expressions/sandbox.py), so nothing one expression does can be seen by
+`data` and `step` (expressions/jail.py), so nothing one expression does can be seen by
 another, not even within a step; a batch without expressions never touches QuickJS.
 
 From asyncio, a batch is first tried on the event loop itself with a short time budget (a warm
@@ -39,12 +39,12 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from relayflow.config import Limits
-from relayflow.expressions.sandbox import (
+from relayflow.expressions.jail import (
     TIME_LIMIT_SECONDS,
+    Jail,
+    JailError,
     Mode,
     ResourceLimitError,
-    Sandbox,
-    SandboxError,
     ScriptError,
     realm_ready,
     to_json,
@@ -136,7 +136,7 @@ class _NeedsThread(Exception):
 
 
 class _Session:
-    """One batch: the lazily created sandbox and the expression checks.
+    """One batch: the lazily created jail and the expression checks.
 
     `inline_budget` set: the batch runs on the event loop; an expression that hits a limit,
     or a batch that takes longer than the budget, raises `_NeedsThread`.
@@ -156,7 +156,7 @@ class _Session:
         self._max_length = max_length
         self._inline_budget = inline_budget
         self._started = time.perf_counter()
-        self._sandbox: Sandbox | None = None
+        self._jail: Jail | None = None
 
     def run(self, source: str, mode: Mode) -> Any:
         if len(source) > self._max_length:
@@ -165,9 +165,9 @@ class _Session:
         problem = forbidden_construct(source)
         if problem is not None:
             raise _Failure.expression(source, problem)
-        if self._sandbox is None:
+        if self._jail is None:
             time_limit = self._inline_budget or TIME_LIMIT_SECONDS
-            self._sandbox = Sandbox(
+            self._jail = Jail(
                 self._data_json,
                 self._step_json,
                 serialized=True,
@@ -175,12 +175,12 @@ class _Session:
                 now_ms=self._now_ms,
             )
         try:
-            value = self._sandbox.run(source, mode)
+            value = self._jail.run(source, mode)
         except ResourceLimitError as error:
             if self._inline_budget is not None:
                 raise _NeedsThread from None
             raise _Failure.expression(source, error.message) from None
-        except SandboxError as error:
+        except JailError as error:
             tolerant = isinstance(error, ScriptError) and bool(_TOLERANT_READ.match(error.message))
             raise _Failure.expression(source, error.message, tolerant=tolerant) from None
         if (
@@ -191,9 +191,9 @@ class _Session:
         return value
 
     def close(self) -> None:
-        if self._sandbox is not None:
-            self._sandbox.close()
-            self._sandbox = None
+        if self._jail is not None:
+            self._jail.close()
+            self._jail = None
 
 
 def _parts(text: str) -> list[Part]:

@@ -1,10 +1,10 @@
 """The expression helper functions (spec §8.3) and their `GET /steps/functions` descriptors.
 
 `isCountryCode`, `isTimeOfDayBetween`, `isDayOfWeek` and `uuid` run in Python (phonenumbers,
-zoneinfo, uuid4) and reach JavaScript through the sandbox's memoised host-call protocol;
-`stringContains` is pure JavaScript (see `sandbox.py`). Arguments arrive as JSON values, so
+zoneinfo, uuid4) and reach JavaScript through the jail's memoised host-call protocol;
+`stringContains` is pure JavaScript (see `jail.py`). Arguments arrive as JSON values, so
 every helper checks its types itself and raises `HelperError` with a message that names the
-helper: the sandbox turns it into an expression error instead of crashing the step.
+helper: the jail turns it into an expression error instead of crashing the step.
 """
 
 from __future__ import annotations
@@ -177,12 +177,12 @@ _ARITY = {name: len(inspect.signature(helper).parameters) for name, helper in HO
 
 
 def helper_arities() -> dict[str, int]:
-    """Name -> number of parameters of every host helper (the sandbox generates its stubs)."""
+    """Name -> number of parameters of every host helper (the jail generates its stubs)."""
     return dict(_ARITY)
 
 
 def call_helper(name: str, args: list[JsonValue]) -> JsonValue:
-    """Run a host helper for the sandbox; `HelperError` for unknown names or bad arguments."""
+    """Run a host helper for the jail; `HelperError` for unknown names or bad arguments."""
     helper = HOST_HELPERS.get(name)
     if helper is None:
         raise HelperError(f"unknown helper function '{name}'")

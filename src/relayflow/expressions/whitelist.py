@@ -6,14 +6,14 @@ things 8x8 forbids, each in one syntactic place only (see `_check_arrow` and `_c
   `.reduce`, with plain-name parameters and an expression body. Such an arrow has no name and can
   never become a value an expression holds (it is not returned, stored, or passed anywhere but to
   the built-in that calls it), so no expression can call it again: no recursion, and the
-  sandbox's time and memory limits bound the loops the built-ins run;
-- `new Date(...)` with 0 to 7 arguments (the sandbox's `Date` reads the engine's clock).
+  jail's time and memory limits bound the loops the built-ins run;
+- `new Date(...)` with 0 to 7 arguments (the jail's `Date` reads the engine's clock).
 
 We parse an expression with tree-sitter-javascript, wrapped as `(` + source + `\\n)` exactly
-as the sandbox wraps it, and accept only whitelisted node types: anything unknown is rejected,
-so a newer grammar cannot widen what runs. This is what makes the sandbox's re-run protocol
+as the jail wraps it, and accept only whitelisted node types: anything unknown is rejected,
+so a newer grammar cannot widen what runs. This is what makes the jail's re-run protocol
 for helper calls correct; it also keeps expressions from assigning to the realm their step's
-batch shares (the sandbox freezes the hot prototypes against mutation through calls such as
+batch shares (the jail freezes the hot prototypes against mutation through calls such as
 `Object.assign`).
 """
 
@@ -100,7 +100,7 @@ _FORBIDDEN_UNARY = frozenset({"delete"})
 CALLBACK_METHODS = frozenset({"map", "filter", "some", "every", "find", "reduce"})
 _MAX_ARROW_PARAMETERS = 4
 # Parameters that would shadow what the whitelist relies on: `Date` (so `new Date` is always the
-# sandbox's clock-reading Date) and `arguments`.
+# jail's clock-reading Date) and `arguments`.
 _RESERVED_PARAMETERS = FORBIDDEN_NAMES | {"Date", "arguments"}
 _MAX_DATE_ARGUMENTS = 7
 ARROW_PLACEMENT = (

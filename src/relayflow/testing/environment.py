@@ -6,7 +6,7 @@
         env.outbox, env.instances, env.http_calls
 
 Everything production runs is used as is: the services, the router (replies first, then
-triggers), the worker and runner, the steps, the expression sandbox, the sandbox provider's
+triggers), the worker and runner, the steps, the expression jail, the sandbox provider's
 outbox. What differs is injected: the clock is a `ManualClock`, ids come from a seeded
 generator (`relayflow.ids.seeded_ids`), the provider's answers and HTTP calls are scripted
 (`testing/mocks.py`), and the database is a temporary file deleted on exit. After every action

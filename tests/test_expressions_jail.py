@@ -1,6 +1,6 @@
-"""The QuickJS sandbox on its own, including sources the whitelist would refuse.
+"""The QuickJS jail on its own, including sources the whitelist would refuse.
 
-Hostile sources must fail with a `SandboxError`, leave the next evaluation (same batch or a new
+Hostile sources must fail with a `JailError`, leave the next evaluation (same batch or a new
 one) working and unaffected, and never take the test process down.
 """
 
@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from relayflow.expressions import sandbox as sandbox_module
-from relayflow.expressions.sandbox import (
+from relayflow.expressions import jail as jail_module
+from relayflow.expressions.jail import (
     MAX_HOST_CALLS,
     MAX_RESULT_DEPTH,
     HostCallError,
+    Jail,
+    JailError,
     ResourceLimitError,
-    Sandbox,
-    SandboxError,
     ScriptError,
 )
 
@@ -36,13 +36,13 @@ STEP = {"responseCode": 200, "reply": None}
 
 
 @pytest.fixture
-def sandbox() -> Any:
-    with Sandbox(DATA, STEP) as box:
+def jail() -> Any:
+    with Jail(DATA, STEP) as box:
         yield box
 
 
-def _healthy(box: Sandbox) -> None:
-    """The sandbox still answers, and sees no leftovers from what ran before."""
+def _healthy(box: Jail) -> None:
+    """The jail still answers, and sees no leftovers from what ran before."""
     assert box.run("data.name + step.responseCode") == "Ann200"
     assert box.run("({}).reply === undefined && [].polluted === undefined") is True
     assert box.run("typeof globalThis.leak") == "undefined"
@@ -83,9 +83,9 @@ def _healthy(box: Sandbox) -> None:
     ],
 )
 def test_value_mode_converts_to_json_compatible_python(
-    sandbox: Sandbox, source: str, expected: Any
+    jail: Jail, source: str, expected: Any
 ) -> None:
-    assert sandbox.run(source) == expected
+    assert jail.run(source) == expected
 
 
 @pytest.mark.parametrize(
@@ -105,10 +105,8 @@ def test_value_mode_converts_to_json_compatible_python(
         ("x => 1", ""),
     ],
 )
-def test_text_mode_gives_what_interpolation_inserts(
-    sandbox: Sandbox, source: str, expected: str
-) -> None:
-    assert sandbox.run(source, "text") == expected
+def test_text_mode_gives_what_interpolation_inserts(jail: Jail, source: str, expected: str) -> None:
+    assert jail.run(source, "text") == expected
 
 
 @pytest.mark.parametrize(
@@ -126,137 +124,135 @@ def test_text_mode_gives_what_interpolation_inserts(
         ("step.reply != null", False),
     ],
 )
-def test_truthy_mode_is_javascript_truthiness(
-    sandbox: Sandbox, source: str, expected: bool
-) -> None:
-    assert sandbox.run(source, "truthy") is expected
+def test_truthy_mode_is_javascript_truthiness(jail: Jail, source: str, expected: bool) -> None:
+    assert jail.run(source, "truthy") is expected
 
 
-def test_long_and_concatenated_strings_come_back_whole(sandbox: Sandbox) -> None:
+def test_long_and_concatenated_strings_come_back_whole(jail: Jail) -> None:
     # `+` on long strings makes QuickJS "rope" strings, which the binding cannot convert.
-    assert sandbox.run("data.long + data.long") == "x" * 20_000
-    assert sandbox.run("'>' + data.long", "text") == ">" + "x" * 10_000
-    assert sandbox.run("[data.long + data.long]") == ["x" * 20_000]
+    assert jail.run("data.long + data.long") == "x" * 20_000
+    assert jail.run("'>' + data.long", "text") == ">" + "x" * 10_000
+    assert jail.run("[data.long + data.long]") == ["x" * 20_000]
 
 
-def test_lone_surrogates_become_replacement_characters(sandbox: Sandbox) -> None:
-    assert sandbox.run("'a\\ud800b'") == "a\ufffdb"
-    assert sandbox.run("'a\\ud800b'", "text") == "a\ufffdb"
-    assert sandbox.run("({'\\udc00': 1})") == {"\ufffd": 1}
-    assert sandbox.run("'\\ud83d\\ude00'") == "\U0001f600"  # a valid pair is kept
+def test_lone_surrogates_become_replacement_characters(jail: Jail) -> None:
+    assert jail.run("'a\\ud800b'") == "a\ufffdb"
+    assert jail.run("'a\\ud800b'", "text") == "a\ufffdb"
+    assert jail.run("({'\\udc00': 1})") == {"\ufffd": 1}
+    assert jail.run("'\\ud83d\\ude00'") == "\U0001f600"  # a valid pair is kept
 
 
 @pytest.mark.parametrize("depth", [MAX_RESULT_DEPTH + 1, 2000])
-def test_results_nested_too_deeply_are_refused(sandbox: Sandbox, depth: int) -> None:
+def test_results_nested_too_deeply_are_refused(jail: Jail, depth: int) -> None:
     source = f"JSON.parse('['.repeat({depth}) + ']'.repeat({depth}))"
     with pytest.raises(ScriptError, match=f"nested deeper than {MAX_RESULT_DEPTH} levels"):
-        sandbox.run(source)
+        jail.run(source)
     levels = MAX_RESULT_DEPTH - 1
-    deepest = sandbox.run(f"JSON.parse('{{\"a\":'.repeat({levels}) + '[]' + '}}'.repeat({levels}))")
+    deepest = jail.run(f"JSON.parse('{{\"a\":'.repeat({levels}) + '[]' + '}}'.repeat({levels}))")
     assert isinstance(deepest, dict)
-    assert sandbox.run(f"'['.repeat({depth})") == "[" * depth  # a string is not nested
+    assert jail.run(f"'['.repeat({depth})") == "[" * depth  # a string is not nested
 
 
-def test_helper_arguments_nested_too_deeply_are_refused(sandbox: Sandbox) -> None:
+def test_helper_arguments_nested_too_deeply_are_refused(jail: Jail) -> None:
     with pytest.raises(HostCallError, match="nested too deeply"):
-        sandbox.run("isCountryCode(JSON.parse('['.repeat(2000) + ']'.repeat(2000)), 'SG')")
+        jail.run("isCountryCode(JSON.parse('['.repeat(2000) + ']'.repeat(2000)), 'SG')")
 
 
-def test_sources_with_unpaired_surrogates_are_script_errors(sandbox: Sandbox) -> None:
+def test_sources_with_unpaired_surrogates_are_script_errors(jail: Jail) -> None:
     with pytest.raises(ScriptError, match="unpaired surrogate"):
-        sandbox.run("'\ud800'")
+        jail.run("'\ud800'")
 
 
 def test_step_may_be_absent() -> None:
-    with Sandbox({"x": 1}, None) as box:
+    with Jail({"x": 1}, None) as box:
         assert box.run("step") is None
         assert box.run("data.x") == 1
 
 
-def test_script_errors_carry_the_javascript_message(sandbox: Sandbox) -> None:
+def test_script_errors_carry_the_javascript_message(jail: Jail) -> None:
     with pytest.raises(ScriptError, match=r"^TypeError: cannot read property 'y' of undefined$"):
-        sandbox.run("data.x.y")
+        jail.run("data.x.y")
     with pytest.raises(ScriptError, match="ReferenceError: nope is not defined"):
-        sandbox.run("nope + 1")
+        jail.run("nope + 1")
     with pytest.raises(ScriptError, match="SyntaxError"):
-        sandbox.run("a b")
+        jail.run("a b")
     with pytest.raises(ScriptError, match=r"^1$"):
-        sandbox.run("(() => { throw 1 })()")
-    _healthy(sandbox)
+        jail.run("(() => { throw 1 })()")
+    _healthy(jail)
 
 
-def test_python_data_is_never_changed(sandbox: Sandbox) -> None:
-    assert sandbox.run("data.items.sort()") == [1, 2, 3]
+def test_python_data_is_never_changed(jail: Jail) -> None:
+    assert jail.run("data.items.sort()") == [1, 2, 3]
     assert DATA["items"] == [3, 1, 2]
 
 
 # --- helpers through the host-call protocol ---------------------------------------------------
 
 
-def test_host_helpers(sandbox: Sandbox) -> None:
-    assert sandbox.run("isCountryCode(data.from, 'SG')") is True
-    assert sandbox.run("isCountryCode(data.from, 'MY')") is False
-    assert sandbox.run("isCountryCode(data.missing, 'SG')") is False
+def test_host_helpers(jail: Jail) -> None:
+    assert jail.run("isCountryCode(data.from, 'SG')") is True
+    assert jail.run("isCountryCode(data.from, 'MY')") is False
+    assert jail.run("isCountryCode(data.missing, 'SG')") is False
     assert (
-        sandbox.run(
+        jail.run(
             "isTimeOfDayBetween('2020-10-15T14:40:15+07:00', '09:00:00', '18:00:00', "
             "'Singapore Standard Time')"
         )
         is True
     )
-    assert sandbox.run("isDayOfWeek('2021-05-25', 'Tuesday')") is True
-    assert sandbox.run("!isDayOfWeek('2021-05-25', 'monday')") is True
+    assert jail.run("isDayOfWeek('2021-05-25', 'Tuesday')") is True
+    assert jail.run("!isDayOfWeek('2021-05-25', 'monday')") is True
     combined = "isCountryCode(data.from, 'SG') && isDayOfWeek('2021-05-25', 'tue') ? 'y' : 'n'"
-    assert sandbox.run(combined) == "y"
+    assert jail.run(combined) == "y"
 
 
-def test_each_uuid_call_gives_a_new_uuid(sandbox: Sandbox) -> None:
-    first, second = sandbox.run("[uuid(), uuid()]")
+def test_each_uuid_call_gives_a_new_uuid(jail: Jail) -> None:
+    first, second = jail.run("[uuid(), uuid()]")
     assert first != second
     assert uuid.UUID(first).version == uuid.UUID(second).version == 4
-    assert sandbox.run("uuid()") not in (first, second)
-    text = sandbox.run("`${uuid()}/${uuid()}`", "text")
+    assert jail.run("uuid()") not in (first, second)
+    text = jail.run("`${uuid()}/${uuid()}`", "text")
     left, right = text.split("/")
     assert left != right
 
 
-def test_string_contains_is_pure_javascript(sandbox: Sandbox) -> None:
-    assert sandbox.run("stringContains('Hello World', 'World')") is True
-    assert sandbox.run("stringContains('Hello World', 'world')") is False
-    assert sandbox.run("stringContains('Hello World', 'world', true)") is True
-    assert sandbox.run("stringContains('Hello World', 'world', false)") is False
-    assert sandbox.run("stringContains(data.missing, 'x')") is False
-    assert sandbox.run("stringContains(6512345678, '65')") is True
+def test_string_contains_is_pure_javascript(jail: Jail) -> None:
+    assert jail.run("stringContains('Hello World', 'World')") is True
+    assert jail.run("stringContains('Hello World', 'world')") is False
+    assert jail.run("stringContains('Hello World', 'world', true)") is True
+    assert jail.run("stringContains('Hello World', 'world', false)") is False
+    assert jail.run("stringContains(data.missing, 'x')") is False
+    assert jail.run("stringContains(6512345678, '65')") is True
     with pytest.raises(ScriptError, match="stringContains: value must be a string"):
-        sandbox.run("stringContains('abc', null)")
+        jail.run("stringContains('abc', null)")
     with pytest.raises(ScriptError, match="stringContains: ignoreCase must be true or false"):
-        sandbox.run("stringContains('abc', 'a', 'yes')")
+        jail.run("stringContains('abc', 'a', 'yes')")
 
 
-def test_helper_errors_fail_the_expression(sandbox: Sandbox) -> None:
+def test_helper_errors_fail_the_expression(jail: Jail) -> None:
     with pytest.raises(HostCallError, match="isTimeOfDayBetween: unknown time zone id 'Mars'"):
-        sandbox.run("isTimeOfDayBetween('2020-10-15T14:40:15Z', '09:00', '18:00', 'Mars')")
+        jail.run("isTimeOfDayBetween('2020-10-15T14:40:15Z', '09:00', '18:00', 'Mars')")
     with pytest.raises(HostCallError, match="isDayOfWeek: cannot parse timestamp"):
-        sandbox.run("isDayOfWeek('someday', 'Monday')")
+        jail.run("isDayOfWeek('someday', 'Monday')")
     with pytest.raises(HostCallError, match="isCountryCode: phoneNumber must be a string"):
-        sandbox.run("isCountryCode({}, 'SG')")
-    _healthy(sandbox)
+        jail.run("isCountryCode({}, 'SG')")
+    _healthy(jail)
 
 
-def test_host_calls_are_capped(sandbox: Sandbox) -> None:
+def test_host_calls_are_capped(jail: Jail) -> None:
     # Non-deterministic arguments would otherwise re-run forever.
     with pytest.raises(HostCallError, match=f"more than {MAX_HOST_CALLS} helper function calls"):
-        sandbox.run("isCountryCode(String(Math.random()), 'SG')")
+        jail.run("isCountryCode(String(Math.random()), 'SG')")
     calls = " && ".join(["isCountryCode(data.from, 'SG')"] * (MAX_HOST_CALLS + 1))
     with pytest.raises(HostCallError):
-        sandbox.run(calls)
+        jail.run(calls)
     within = " && ".join(["isCountryCode(data.from, 'SG')"] * MAX_HOST_CALLS)
-    assert sandbox.run(within) is True
+    assert jail.run(within) is True
 
 
-def test_a_swallowed_host_call_is_still_made(sandbox: Sandbox) -> None:
+def test_a_swallowed_host_call_is_still_made(jail: Jail) -> None:
     source = "(() => { try { return isCountryCode(data.from, 'SG') } catch (e) { return 'x' } })()"
-    assert sandbox.run(source) is True
+    assert jail.run(source) is True
 
 
 # --- hostile sources --------------------------------------------------------------------------
@@ -271,10 +267,10 @@ def test_a_swallowed_host_call_is_still_made(sandbox: Sandbox) -> None:
         "/(a+)+$/.test('a'.repeat(40) + 'b')",
     ],
 )
-def test_runaway_code_is_stopped(sandbox: Sandbox, source: str) -> None:
+def test_runaway_code_is_stopped(jail: Jail, source: str) -> None:
     with pytest.raises(ResourceLimitError, match="took longer than 500 ms"):
-        sandbox.run(source)
-    _healthy(sandbox)
+        jail.run(source)
+    _healthy(jail)
 
 
 @pytest.mark.timeout(30)
@@ -288,10 +284,10 @@ def test_runaway_code_is_stopped(sandbox: Sandbox, source: str) -> None:
         "data.long.repeat(5000)",
     ],
 )
-def test_memory_bombs_fail_cleanly(sandbox: Sandbox, source: str) -> None:
+def test_memory_bombs_fail_cleanly(jail: Jail, source: str) -> None:
     with pytest.raises(ResourceLimitError, match=r"exceeded 32 MB|array elements"):
-        sandbox.run(source)
-    _healthy(sandbox)
+        jail.run(source)
+    _healthy(jail)
 
 
 @pytest.mark.parametrize(
@@ -302,10 +298,10 @@ def test_memory_bombs_fail_cleanly(sandbox: Sandbox, source: str) -> None:
         "JSON.parse('['.repeat(1e5) + ']'.repeat(1e5))",
     ],
 )
-def test_deep_recursion_fails_cleanly(sandbox: Sandbox, source: str) -> None:
+def test_deep_recursion_fails_cleanly(jail: Jail, source: str) -> None:
     with pytest.raises(ResourceLimitError, match="stack overflow"):
-        sandbox.run(source)
-    _healthy(sandbox)
+        jail.run(source)
+    _healthy(jail)
 
 
 @pytest.mark.parametrize(
@@ -320,12 +316,12 @@ def test_deep_recursion_fails_cleanly(sandbox: Sandbox, source: str) -> None:
         "(() => { uuid = () => 'fixed' })()",
     ],
 )
-def test_realm_tampering_is_refused(sandbox: Sandbox, source: str) -> None:
+def test_realm_tampering_is_refused(jail: Jail, source: str) -> None:
     with pytest.raises(ScriptError, match="TypeError"):
-        sandbox.run(source)
-    _healthy(sandbox)
-    assert sandbox.run("isCountryCode('+6012345678', 'SG')") is False
-    assert sandbox.run("uuid()") != "fixed"
+        jail.run(source)
+    _healthy(jail)
+    assert jail.run("isCountryCode('+6012345678', 'SG')") is False
+    assert jail.run("uuid()") != "fixed"
 
 
 @pytest.mark.parametrize(
@@ -347,15 +343,15 @@ def test_realm_tampering_is_refused(sandbox: Sandbox, source: str) -> None:
         "Object.assign(Symbol, {x: 1})",
     ],
 )
-def test_every_intrinsic_is_frozen(sandbox: Sandbox, source: str) -> None:
+def test_every_intrinsic_is_frozen(jail: Jail, source: str) -> None:
     with pytest.raises(ScriptError, match="TypeError"):
-        sandbox.run(source)
-    _healthy(sandbox)
-    assert sandbox.run("[isCountryCode(data.from, 'SG'), {a: 1n}]") == [True, {"a": "1"}]
-    assert sandbox.run("JSON.parse('2') + Math.min(3, 4)") == 5
+        jail.run(source)
+    _healthy(jail)
+    assert jail.run("[isCountryCode(data.from, 'SG'), {a: 1n}]") == [True, {"a": "1"}]
+    assert jail.run("JSON.parse('2') + Math.min(3, 4)") == 5
 
 
-def test_nothing_reachable_from_the_realm_is_left_unfrozen(sandbox: Sandbox) -> None:
+def test_nothing_reachable_from_the_realm_is_left_unfrozen(jail: Jail) -> None:
     # The same walk the prelude does, from the places an expression can start: every object
     # found must already be frozen.
     walk = """(() => {
@@ -379,86 +375,86 @@ def test_nothing_reachable_from_the_realm_is_left_unfrozen(sandbox: Sandbox) -> 
       }
       return [seen.size, open];
     })()"""
-    reached, unfrozen = sandbox.run(walk)
+    reached, unfrozen = jail.run(walk)
     assert reached > 500
     assert unfrozen == []
 
 
-def test_error_settings_are_put_back_before_every_expression(sandbox: Sandbox) -> None:
+def test_error_settings_are_put_back_before_every_expression(jail: Jail) -> None:
     # Accessors with state in the context, which freezing cannot stop.
     changed = "Object.assign(Error, {stackTraceLimit: 0, prepareStackTrace: Math.max})"
-    assert sandbox.run(f"({changed}, [Error.stackTraceLimit, typeof Error.prepareStackTrace])") == [
+    assert jail.run(f"({changed}, [Error.stackTraceLimit, typeof Error.prepareStackTrace])") == [
         0,
         "function",
     ]
-    assert sandbox.run("[Error.stackTraceLimit, typeof Error.prepareStackTrace]") == [
+    assert jail.run("[Error.stackTraceLimit, typeof Error.prepareStackTrace]") == [
         10,
         "undefined",
     ]
     with pytest.raises(ScriptError, match="TypeError: cannot read property 'x' of null"):
-        sandbox.run("data.nested.a.b.x")
+        jail.run("data.nested.a.b.x")
 
 
-def test_changes_to_data_die_with_the_expression(sandbox: Sandbox) -> None:
+def test_changes_to_data_die_with_the_expression(jail: Jail) -> None:
     assert (
-        sandbox.run("(() => { data.injected = 1; data.items.push(4); return data })()")["injected"]
+        jail.run("(() => { data.injected = 1; data.items.push(4); return data })()")["injected"]
         == 1
     )
-    assert sandbox.run("[data.injected, data.items]") == [None, [3, 1, 2]]
-    assert sandbox.run("(() => { step.reply = 'x'; return step.reply })()") == "x"
-    assert sandbox.run("step.reply") is None
+    assert jail.run("[data.injected, data.items]") == [None, [3, 1, 2]]
+    assert jail.run("(() => { step.reply = 'x'; return step.reply })()") == "x"
+    assert jail.run("step.reply") is None
 
 
 def test_promise_jobs_do_not_outlive_their_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sandbox_module, "JOB_CHECK_INTERVAL", 1)
-    limit = sandbox_module.TIME_LIMIT_SECONDS
-    with Sandbox(DATA, STEP) as box:
+    monkeypatch.setattr(jail_module, "JOB_CHECK_INTERVAL", 1)
+    limit = jail_module.TIME_LIMIT_SECONDS
+    with Jail(DATA, STEP) as box:
         assert box.run("typeof Promise.resolve(1).then(Object.freeze)") == "object"
         assert box.run("typeof queueMicrotask(Object.freeze)") == "undefined"
         _healthy(box)
-        realm = sandbox_module._realm(limit)
-    assert sandbox_module._realm(limit) is not realm  # replaced: its jobs never run
+        realm = jail_module._realm(limit)
+    assert jail_module._realm(limit) is not realm  # replaced: its jobs never run
     # (the realm checks every JOB_CHECK_INTERVAL batches; pending jobs never run meanwhile)
-    with Sandbox(DATA, STEP) as box:
+    with Jail(DATA, STEP) as box:
         _healthy(box)
-        realm = sandbox_module._realm(limit)
-    assert sandbox_module._realm(limit) is realm  # no jobs: kept
+        realm = jail_module._realm(limit)
+    assert jail_module._realm(limit) is realm  # no jobs: kept
 
 
 def test_realms_are_reused_and_renewed(monkeypatch: pytest.MonkeyPatch) -> None:
-    with Sandbox(DATA, STEP) as box:
+    with Jail(DATA, STEP) as box:
         box.run("1")
-        first = sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS)
+        first = jail_module._realm(jail_module.TIME_LIMIT_SECONDS)
         box.run("2")
-        assert sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS) is first
+        assert jail_module._realm(jail_module.TIME_LIMIT_SECONDS) is first
         with pytest.raises(ResourceLimitError):
             box.run("'x'.repeat(1e9)")
-        second = sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS)
+        second = jail_module._realm(jail_module.TIME_LIMIT_SECONDS)
         assert second is not first
-        monkeypatch.setattr(sandbox_module, "REALM_RUNS", second.runs + 1)
+        monkeypatch.setattr(jail_module, "REALM_RUNS", second.runs + 1)
         box.run("3")
-        assert sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS) is not second
+        assert jail_module._realm(jail_module.TIME_LIMIT_SECONDS) is not second
         assert box.run("data.name") == "Ann"
 
 
 def test_a_shorter_time_limit_is_its_own_realm() -> None:
-    with Sandbox(DATA, STEP, time_limit=0.01) as quick:
+    with Jail(DATA, STEP, time_limit=0.01) as quick:
         quick.run("1")
-        realm = sandbox_module._realm(0.01)
-        assert realm is not sandbox_module._realm(sandbox_module.TIME_LIMIT_SECONDS)
+        realm = jail_module._realm(0.01)
+        assert realm is not jail_module._realm(jail_module.TIME_LIMIT_SECONDS)
         with pytest.raises(ResourceLimitError, match="took longer than 10 ms"):
             quick.run("/(a+)+$/.test('a'.repeat(40) + 'b')")
         assert quick.run("data.code") == 200
         # An interrupt unwinds cleanly: the realm is kept (memory and stack failures replace it).
-        assert sandbox_module._realm(0.01) is realm
+        assert jail_module._realm(0.01) is realm
 
 
 def test_prototype_tampering_never_reaches_the_next_batch() -> None:
-    with Sandbox(DATA, STEP) as first:
+    with Jail(DATA, STEP) as first:
         assert first.run("(() => { data.injected = 1; return data.injected })()") == 1
         with pytest.raises(ScriptError):
             first.run("Object.prototype.reply = 'polluted'")
-    with Sandbox(DATA, {"reply": None}) as second:
+    with Jail(DATA, {"reply": None}) as second:
         assert second.run("step.reply != null") is False
         assert second.run("({}).reply") is None
         assert second.run("data.injected") is None
@@ -477,28 +473,28 @@ def test_prototype_tampering_never_reaches_the_next_batch() -> None:
         "(async function* () {}).constructor('yield 1')",
     ],
 )
-def test_code_generation_is_disabled(sandbox: Sandbox, source: str) -> None:
+def test_code_generation_is_disabled(jail: Jail, source: str) -> None:
     with pytest.raises(ScriptError, match="code generation from strings is disabled"):
-        sandbox.run(source)
+        jail.run(source)
 
 
 @pytest.mark.parametrize(
     "name",
     ["eval", "Function", "require", "process", "fetch", "XMLHttpRequest", "std", "os", "print"],
 )
-def test_no_dangerous_globals(sandbox: Sandbox, name: str) -> None:
-    assert sandbox.run(f"typeof {name}") == "undefined"
+def test_no_dangerous_globals(jail: Jail, name: str) -> None:
+    assert jail.run(f"typeof {name}") == "undefined"
 
 
-def test_dynamic_import_reaches_nothing(sandbox: Sandbox) -> None:
-    # A promise that fails: the sandbox has no module loader.
-    assert sandbox.run("typeof import('os')") == "object"
-    _healthy(sandbox)
+def test_dynamic_import_reaches_nothing(jail: Jail) -> None:
+    # A promise that fails: the jail has no module loader.
+    assert jail.run("typeof import('os')") == "object"
+    _healthy(jail)
 
 
 def test_huge_data_strings_are_fine() -> None:
     data = {"texts": ["é" * 10_000, "x" * 10_000], "deep": {"a": "z" * 10_000}}
-    with Sandbox(data, None) as box:
+    with Jail(data, None) as box:
         assert box.run("data.texts[0].length + data.deep.a.length") == 20_000
         assert box.run("data.texts[0]") == "é" * 10_000
         assert box.run("stringContains(data.texts[1], 'xxx')") is True
@@ -507,9 +503,9 @@ def test_huge_data_strings_are_fine() -> None:
 # --- threads ----------------------------------------------------------------------------------
 
 
-def test_a_sandbox_stays_on_its_thread(sandbox: Sandbox) -> None:
+def test_a_jail_stays_on_its_thread(jail: Jail) -> None:
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(sandbox.run, "1")
+        future = pool.submit(jail.run, "1")
         with pytest.raises(RuntimeError, match="thread that created it"):
             future.result()
 
@@ -522,12 +518,12 @@ def test_threads_evaluate_at_once() -> None:
         barrier.wait()
         results = []
         for round_ in range(20):
-            with Sandbox({"worker": worker, "round": round_}, None) as box:
+            with Jail({"worker": worker, "round": round_}, None) as box:
                 results.append(
                     box.run("[data.worker, data.round, isDayOfWeek('2021-05-25', 'tue')]")
                 )
                 if round_ == 5:
-                    with pytest.raises(SandboxError):
+                    with pytest.raises(JailError):
                         box.run("'x'.repeat(1e9)")
         return results
 

@@ -1,4 +1,4 @@
-"""The QuickJS-NG sandbox that runs `{{ }}` expressions (spec/tech-stack-measurements.md §1).
+"""The QuickJS-NG jail that runs `{{ }}` expressions (spec/tech-stack-measurements.md §1).
 
 Expressions run in a FROZEN realm (DESIGN.md §5: "a fresh or frozen realm"): each thread keeps
 one long-lived QuickJS context whose every intrinsic -- the global object, all built-in
@@ -67,7 +67,7 @@ _STUBS = "".join(
 # - stringContains: pure JavaScript, no re-run needed.
 # - Code generation from strings is disabled: `Function` is reachable through `.constructor` of
 #   any function (the whitelist only catches the literal name). The async and generator
-#   function constructors (reachable from functions the whitelist refuses but the sandbox
+#   function constructors (reachable from functions the whitelist refuses but the jail
 #   alone would run) are disabled the same way.
 # - Then every object reachable from the global object, and from the hidden intrinsics that
 #   only instances lead to, is frozen (with its accessors and prototype chain), so no
@@ -227,7 +227,7 @@ return function run(fn, data, step, mode, memoJson, nowMs) {
 )
 
 
-class SandboxError(Exception):
+class JailError(Exception):
     """An expression failed. `message` is for humans; the subclass says why."""
 
     def __init__(self, message: str) -> None:
@@ -235,15 +235,15 @@ class SandboxError(Exception):
         self.message = message
 
 
-class ScriptError(SandboxError):
+class ScriptError(JailError):
     """The expression threw (TypeError, ReferenceError, SyntaxError, ...)."""
 
 
-class HostCallError(SandboxError):
+class HostCallError(JailError):
     """A helper function rejected its arguments, or too many helper calls were made."""
 
 
-class ResourceLimitError(SandboxError):
+class ResourceLimitError(JailError):
     """The expression hit the time, memory or stack limit."""
 
 
@@ -338,7 +338,7 @@ def _discard_realm(time_limit: float) -> None:
     _realms().pop(time_limit, None)
 
 
-class Sandbox:
+class Jail:
     """Evaluates expressions against one `data`/`step` snapshot in this thread's frozen realm.
 
     Use it on the thread that created it. Every `run` sees `data` and `step` as they were given,
@@ -361,7 +361,7 @@ class Sandbox:
         shorter one serves callers that retry elsewhere with the full limit).
         `now_ms`: what `Date.now()` and `new Date()` return, in UTC epoch ms (the engine passes
         its clock's time, so flow tests in virtual time see virtual dates); None: the host's
-        time when the sandbox is made, the same for every expression it runs.
+        time when the jail is made, the same for every expression it runs.
         """
         self._thread = threading.get_ident()
         self._data_json = data if serialized else to_json(data)
@@ -374,25 +374,25 @@ class Sandbox:
     def close(self) -> None:
         """End the batch: replace the realm if expressions left promise jobs behind."""
         if threading.get_ident() != self._thread:
-            raise RuntimeError("a Sandbox must be used on the thread that created it")
+            raise RuntimeError("a Jail must be used on the thread that created it")
         realm = _realms().get(self._time_limit)
         if realm is not None and realm.has_left_jobs():
             _discard_realm(self._time_limit)
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Jail:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def run(self, source: str, mode: Mode = "value") -> Any:
-        """Evaluate one expression; raise a `SandboxError` subclass when it fails.
+        """Evaluate one expression; raise a `JailError` subclass when it fails.
 
         "value" returns JSON-compatible Python (`undefined` and NaN become None, BigInt a
         string), "text" the string an interpolation inserts, "truthy" a bool.
         """
         if threading.get_ident() != self._thread:
-            raise RuntimeError("a Sandbox must be used on the thread that created it")
+            raise RuntimeError("a Jail must be used on the thread that created it")
         if _has_lone_surrogate(source):
             raise ScriptError("SyntaxError: the expression contains an unpaired surrogate")
         memo: dict[str, Any] = {}
@@ -443,7 +443,7 @@ def _has_lone_surrogate(text: str) -> bool:
 
 
 def to_json(value: Any) -> str:
-    """JSON text for the sandbox: NaN/Infinity become null, as JSON.stringify would do."""
+    """JSON text for the jail: NaN/Infinity become null, as JSON.stringify would do."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # ints beyond 64 bits or lone surrogates (json.loads makes both)
@@ -510,7 +510,7 @@ def _host_call(key: str) -> Any:
         raise HostCallError(f"{name}: {type(error).__name__}: {error}") from None
 
 
-def _classify(error: Exception, timeout_message: str = _TIMEOUT_MESSAGE) -> SandboxError:
+def _classify(error: Exception, timeout_message: str = _TIMEOUT_MESSAGE) -> JailError:
     if isinstance(error, _quickjs.StackOverflow):
         return ResourceLimitError("stack overflow (too much recursion)")
     text = str(error)
