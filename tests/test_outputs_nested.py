@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relayflow.engine import fastpath
-from relayflow.engine.expressions import SandboxExpressions
+from relayflow.engine.evaluation import StepExpressions
 from relayflow.engine.runner import SKIP
 from relayflow.expressions.evaluate import ExpressionEvaluator, Outcome, evaluate_batch
 from tests.support.flows import Flow
@@ -134,9 +134,9 @@ def test_typical_nested_outputs_take_the_fast_way() -> None:
 
 
 async def test_the_engine_s_view_writes_nested_and_skips_declarations() -> None:
-    """SandboxExpressions: all-fast groups and groups sent to QuickJS give the same values."""
+    """StepExpressions: all-fast groups and groups sent to QuickJS give the same values."""
     evaluator = ExpressionEvaluator(max_workers=1)
-    expressions = SandboxExpressions(evaluator)
+    expressions = StepExpressions(evaluator)
     declared = {"a": "variable 0", "b": ["x"]}
     fast_group = {"who": {"phone": "{{data.payload.source}}"}, "declared": declared}
     slow_group = {**fast_group, "sum": {"n": "{{ data.x + 1 }}"}}  # not fast: all to QuickJS

@@ -11,7 +11,7 @@ from relayflow.channels.http import Allowlist, GuardedHttpClient
 from relayflow.channels.providers import AccountProviders
 from relayflow.clock import Clock, SystemClock
 from relayflow.config import Settings
-from relayflow.engine.expressions import SandboxExpressions
+from relayflow.engine.evaluation import StepExpressions
 from relayflow.engine.retry import RetryPolicy
 from relayflow.engine.router import Router, StartRateLimiter
 from relayflow.engine.runner import Runner
@@ -63,7 +63,7 @@ class Runtime:
         if self.channels is None:
             self.channels = ChannelSet(providers=self.providers, http=self.http)
         self.runner = Runner(
-            SandboxExpressions(self.evaluator),
+            StepExpressions(self.evaluator),
             self.channels,
             self.clock,
             retry=RetryPolicy(

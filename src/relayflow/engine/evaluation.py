@@ -45,7 +45,9 @@ def _collect(outcomes: Sequence[Outcome], skip_marker: bool = False) -> Evaluate
     return Evaluated(values, warnings)
 
 
-class SandboxExpressions:
+class StepExpressions:
+    """What the runner evaluates a step with: the fast path first, QuickJS only when needed."""
+
     def __init__(self, evaluator: ExpressionEvaluator) -> None:
         self._evaluator = evaluator
 
