@@ -147,7 +147,7 @@ async def test_the_engine_s_hot_statements_keep_their_direct_sqlite_path(flow: F
     await flow.sms(CUSTOMER, "4")
     await flow.sms("+6599999999", "survey")
     await flow.advance(5 * MINUTE)
-    assert flow.context.db.statement_plans.refused() == []
+    assert flow.context.db.compiled_statements.refused() == []
 
 
 async def test_reply_consumed_by_one_definition_still_starts_others(flow: Flow) -> None:

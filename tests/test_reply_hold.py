@@ -215,7 +215,7 @@ async def test_the_hold_s_statements_keep_their_direct_sqlite_path(flow: Flow) -
     await flow.advance(HOLD_S * 1000)
     await flow.advance(10_000)
     assert len(await flow.instances(definition)) == 2  # of version 2: one was released
-    assert flow.context.db.statement_plans.refused() == []
+    assert flow.context.db.compiled_statements.refused() == []
 
 
 async def test_a_held_message_survives_a_restart(

@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from relayflow.store.direct import StatementPlans, is_hot
+from relayflow.store.direct import CompiledStatements, is_hot
 from relayflow.store.migrations import upgrade_to_head
 
 _DRIVERS = {
@@ -67,9 +67,9 @@ class InlineConnection:
     """The slice of `AsyncConnection` the store uses, over a synchronous connection: each
     awaited call completes without suspending, so a transaction never yields the loop."""
 
-    def __init__(self, connection: Connection, plans: StatementPlans) -> None:
+    def __init__(self, connection: Connection, compiled: CompiledStatements) -> None:
         self._connection = connection
-        self._plans = plans
+        self._compiled = compiled
 
     @property
     def dialect(self) -> Any:
@@ -77,7 +77,7 @@ class InlineConnection:
 
     async def execute(self, statement: Any, parameters: Any = None, **kwargs: Any) -> Any:
         if not kwargs and is_hot(statement):
-            result = self._plans.execute(self._connection, statement, parameters)
+            result = self._compiled.execute(self._connection, statement, parameters)
             if result is not None:
                 return result
         return self._connection.execute(statement, parameters, **kwargs)
@@ -143,7 +143,7 @@ class Database:
         self._group: _CommitGroup | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self._postgres: AsyncEngine | None = None
-        self._plans = StatementPlans(enabled=not echo)  # echo logs only what SQLAlchemy runs
+        self._compiled = CompiledStatements(enabled=not echo)  # echo logs only what SQLAlchemy runs
         if self.dialect == "sqlite":
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
             self._sqlite = create_engine(
@@ -168,9 +168,9 @@ class Database:
             )
 
     @property
-    def statement_plans(self) -> StatementPlans:
-        """The direct path's plans for hot statements (used on SQLite only)."""
-        return self._plans
+    def compiled_statements(self) -> CompiledStatements:
+        """The direct path's compiled hot statements (used on SQLite only)."""
+        return self._compiled
 
     @property
     def is_sqlite(self) -> bool:
@@ -200,7 +200,7 @@ class Database:
                 raise _lost_transaction()
             driver.execute("SAVEPOINT unit")
             try:
-                yield cast(AsyncConnection, InlineConnection(writer, self._plans))
+                yield cast(AsyncConnection, InlineConnection(writer, self._compiled))
             except BaseException:
                 try:
                     driver.execute("ROLLBACK TO unit")
@@ -267,7 +267,7 @@ class Database:
             return
         assert self._sqlite is not None
         with self._sqlite.connect() as reader, _begin(reader, "BEGIN"):
-            yield cast(AsyncConnection, InlineConnection(reader, self._plans))
+            yield cast(AsyncConnection, InlineConnection(reader, self._compiled))
 
     @contextmanager
     def sqlite_driver_connection(self) -> Iterator[sqlite3.Connection]:

@@ -7,7 +7,8 @@ PostgreSQL and every non-inline connection run it unchanged — but on the inlin
 connection it is compiled once per parameter-key set into SQL text, a parameter order and a
 row shape, and then costs little more than the driver call.
 
-Only module-level statements may be marked: plans are cached by the statement's identity.
+Only module-level statements may be marked: compiled statements are cached by the statement's
+identity.
 A statement this module cannot run exactly as SQLAlchemy would (expanding IN lists, escaped
 or post-compiled parameters, Python-side column defaults) is detected when it is compiled and
 left to SQLAlchemy. Errors come out as SQLAlchemy's own exception types.
@@ -64,8 +65,8 @@ class DirectResult:
 
 
 @dataclass(frozen=True)
-class _Plan:
-    statement: Any  # held so its id() cannot be reused while the plan is cached
+class _CompiledStatement:
+    statement: Any  # held so its id() cannot be reused while it is cached
     sql: str
     names: tuple[str, ...]  # bind names in positional order
     defaults: Mapping[str, Any]  # values bound inside the statement itself
@@ -100,17 +101,17 @@ class _Plan:
         ]
 
 
-class _Unplannable(Exception):
+class _NotCompilable(Exception):
     """SQLAlchemy must run this statement itself."""
 
 
-class StatementPlans:
-    """Compiled plans of hot statements for one dialect, keyed by statement and key set."""
+class CompiledStatements:
+    """Hot statements compiled for one dialect, keyed by statement and key set."""
 
     def __init__(self, *, enabled: bool = True) -> None:
         """`enabled=False` (SQL echo on) sends everything through SQLAlchemy, which logs it."""
         self.enabled = enabled
-        self._plans: dict[tuple[int, frozenset[str]], _Plan | None] = {}
+        self._compiled: dict[tuple[int, frozenset[str]], _CompiledStatement | None] = {}
         self._refused: list[str] = []
 
     def refused(self) -> list[str]:
@@ -130,8 +131,8 @@ class StatementPlans:
         first: Mapping[str, Any] = parameters[0] if many else (parameters or {})
         if not isinstance(first, Mapping):
             return None
-        plan = self._plan(connection, statement, first)
-        if plan is None or (many and plan.row is not None):  # executemany returns no rows
+        compiled = self._lookup(connection, statement, first)
+        if compiled is None or (many and compiled.row is not None):  # executemany returns no rows
             return None
         driver = connection.connection.dbapi_connection
         if driver is None:
@@ -139,39 +140,41 @@ class StatementPlans:
         arguments: Any = None
         try:
             if many:
-                arguments = [plan.arguments(item) for item in parameters]
-                cursor = driver.executemany(plan.sql, arguments)
+                arguments = [compiled.arguments(item) for item in parameters]
+                cursor = driver.executemany(compiled.sql, arguments)
             else:
-                arguments = plan.arguments(first)
-                cursor = driver.execute(plan.sql, arguments)
+                arguments = compiled.arguments(first)
+                cursor = driver.execute(compiled.sql, arguments)
             raw = cursor.fetchall() if cursor.description is not None else []
             rowcount = cursor.rowcount
             cursor.close()
         except connection.dialect.loaded_dbapi.Error as error:
             raise DBAPIError.instance(
-                plan.sql,
+                compiled.sql,
                 arguments,
                 error,
                 connection.dialect.loaded_dbapi.Error,
                 hide_parameters=True,
                 dialect=connection.dialect,
             ) from error
-        return DirectResult(plan.rows(raw), rowcount)
+        return DirectResult(compiled.rows(raw), rowcount)
 
-    def _plan(self, connection: Connection, statement: Any, parameters: Mapping[str, Any]) -> Any:
+    def _lookup(self, connection: Connection, statement: Any, parameters: Mapping[str, Any]) -> Any:
+        """`statement` compiled for these keys, compiling it on first use; None when only
+        SQLAlchemy can run it (remembered, so it is tried once)."""
         key = (id(statement), frozenset(parameters))
-        plan = self._plans.get(key)
-        if plan is not None and plan.statement is statement:
-            return plan
-        if plan is None and key in self._plans:
+        compiled = self._compiled.get(key)
+        if compiled is not None and compiled.statement is statement:
+            return compiled
+        if compiled is None and key in self._compiled:
             return None  # known to need SQLAlchemy
         try:
-            plan = _compile(connection, statement, parameters)
-        except _Unplannable:
-            plan = None
+            compiled = _compile(connection, statement, parameters)
+        except _NotCompilable:
+            compiled = None
             self._refused.append(" ".join(str(statement).split())[:200])
-        self._plans[key] = plan
-        return plan
+        self._compiled[key] = compiled
+        return compiled
 
 
 def _row_type(keys: list[str]) -> Callable[..., Any]:
@@ -179,7 +182,9 @@ def _row_type(keys: list[str]) -> Callable[..., Any]:
     return namedtuple("Row", keys)
 
 
-def _compile(connection: Connection, statement: Any, parameters: Mapping[str, Any]) -> _Plan:
+def _compile(
+    connection: Connection, statement: Any, parameters: Mapping[str, Any]
+) -> _CompiledStatement:
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(parameters))
     if (
@@ -191,11 +196,11 @@ def _compile(connection: Connection, statement: Any, parameters: Mapping[str, An
         or compiled.update_prefetch
         or any(getattr(bind, "callable", None) for bind in compiled.binds.values())
     ):
-        raise _Unplannable
+        raise _NotCompilable
     defaults: dict[str, Any] = {}
     for name, bind in compiled.binds.items():
         if not isinstance(bind, BindParameter):
-            raise _Unplannable
+            raise _NotCompilable
         defaults[name] = _REQUIRED if bind.required else bind.effective_value
     row: Callable[..., Any] | None = None
     processors = None
@@ -204,13 +209,13 @@ def _compile(connection: Connection, statement: Any, parameters: Mapping[str, An
         try:
             row = _row_type(keys)
         except ValueError:
-            raise _Unplannable from None
+            raise _NotCompilable from None
         found = tuple(
             column.type._cached_result_processor(dialect, None)
             for column in compiled._result_columns
         )
         processors = found if any(found) else None
-    return _Plan(
+    return _CompiledStatement(
         statement=statement,
         sql=str(compiled),
         names=tuple(compiled.positiontup),
