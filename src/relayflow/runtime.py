@@ -45,7 +45,9 @@ class Runtime:
         # Set when the process starts stopping: long-lived responses (a console page's live
         # stream) end at once instead of holding the shutdown up.
         self.stopping = asyncio.Event()
-        self.evaluator = ExpressionEvaluator()
+        self.evaluator = ExpressionEvaluator(
+            max_expression_length=settings.limits.max_expression_length
+        )
         self.breakers = Breakers(
             self.clock,
             BreakerPolicy(

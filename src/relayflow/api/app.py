@@ -16,6 +16,7 @@ from relayflow.api.body_limit import BodySizeLimit
 from relayflow.api.context import AppContext
 from relayflow.api.errors import install_error_handlers
 from relayflow.api.metering import RequestMetrics
+from relayflow.api.params import document_page_size
 from relayflow.api.routes import (
     definitions,
     health,
@@ -119,12 +120,13 @@ def create_app(
         include_in_schema=False,
     )
     app.mount("/console", console)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, context)  # type: ignore[method-assign]
     return app
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document plus the definition schema our raw-body routes accept."""
+def _openapi(app: FastAPI, context: AppContext) -> dict[str, Any]:
+    """FastAPI's document plus the definition schema our raw-body routes accept, and the
+    configured page sizes."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title,
@@ -137,5 +139,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components = document.setdefault("components", {}).setdefault("schemas", {})
         components.update(schema.pop("$defs", {}))
         components["DefinitionInput"] = schema
+        limits = context.settings.limits
+        document_page_size(document, limits.default_page_size, limits.max_page_size)
         app.openapi_schema = document
     return app.openapi_schema

@@ -62,7 +62,9 @@ from relayflow.expressions.template import (
 )
 from relayflow.expressions.whitelist import forbidden_construct
 
-MAX_EXPRESSION_LENGTH = Limits().max_expression_length
+# The default for callers without settings (tests, tools); `Runtime` passes the configured
+# `Limits.max_expression_length` to `ExpressionEvaluator`.
+MAX_EXPRESSION_LENGTH: int = Limits.model_fields["max_expression_length"].default
 MAX_INPUT_DEPTH = 64
 _SHOWN_CHARACTERS = 120
 # Time a batch may spend on the event loop before it is moved to the thread pool.

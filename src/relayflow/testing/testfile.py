@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relayflow.config import Limits
+from relayflow.config import Settings
 from relayflow.model.validation import validate_definition_input
 from relayflow.services.accounts import ACCOUNT_ID_PATTERN
 from relayflow.testing.checks import Checker, describe
@@ -164,10 +164,12 @@ def _definition(
 
 
 def _definition_problems(body: dict[str, Any]) -> list[tuple[str, str]]:
-    """(JSON path inside the body, message) of every problem `POST /definitions` would report."""
+    """(JSON path inside the body, message) of every problem `POST /definitions` would report,
+    under the limits configured for the run (`RELAYFLOW_LIMITS__*`), as `flows validate`."""
+    limits = Settings().limits
     return [
         (problem.path, f"{problem.message} (code {int(problem.code)})")
-        for problem in validate_definition_input(body, Limits()).problems
+        for problem in validate_definition_input(body, limits).problems
     ]
 
 
