@@ -24,6 +24,7 @@ from relayflow.services.definitions import DefinitionService
 from relayflow.services.instances import InstanceService
 from relayflow.services.messages import MessageService
 from relayflow.services.monitoring import EngineHealth, MonitoringService
+from relayflow.services.operations import OperatorActions
 from relayflow.services.providers import ProviderService
 from relayflow.services.retention import RetentionService
 from relayflow.services.sandbox import SandboxService
@@ -100,6 +101,8 @@ class Runtime:
         )
         self.definitions = DefinitionService(self.db, self.clock, settings.limits)
         self.instances = InstanceService(self.db, self.clock, self.router)
+        # Bulk actions and retry: built here so no route reaches the store or the router.
+        self.operations = OperatorActions(self.db, self.clock, self.router)
         self.messages = MessageService(self.db)
         self.usage = UsageService(self.db, self.clock, settings.allowed_workflow_count)
         self.sandbox = SandboxService(self.db, self.clock, self.router)

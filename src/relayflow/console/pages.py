@@ -31,7 +31,7 @@ from relayflow.console.views import (
 )
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.services.instances import check_workflow_id
-from relayflow.services.operations import APPLIES_TO, InstanceFilter, OperatorActions
+from relayflow.services.operations import APPLIES_TO, InstanceFilter
 from relayflow.store.definitions import DefinitionRow
 
 LIST_LIMIT = 500
@@ -300,7 +300,7 @@ async def bulk(request: Request) -> Response:
     session = await session_of(request)
     definition_id = request.path_params["definition_id"]
     context = context_of(request)
-    actions = OperatorActions(context.db, context.clock, context.router)
+    actions = context.operations
     _, rows = await _version(request, session.account_id, definition_id, None)
     if request.method == "POST":
         form = await form_of(request, session)
@@ -369,7 +369,7 @@ async def workflow(request: Request) -> Response:
     sent = await context.messages.for_steps(account, [log.id for log in logs])
     svg = render_svg(layout(row.steps), counts=counts, taken=taken)
     progress = await context.instances.progress(account, definition_id, workflow_id)
-    actions = OperatorActions(context.db, context.clock, context.router)
+    actions = context.operations
     retryable = await actions.retryable(account, definition_id, workflow_id)
     latest = await _version(request, account, definition_id, None) if retryable else None
     return render(
@@ -412,7 +412,7 @@ async def workflow_command(request: Request) -> Response:
         if version not in ("same", "latest"):
             raise ApiError(ErrorCode.INVALID_PARAMETER, "version must be same or latest.")
         context = context_of(request)
-        await OperatorActions(context.db, context.clock, context.router).retry(
+        await context.operations.retry(
             session.account_id,
             definition_id,
             workflow_id,

@@ -36,7 +36,7 @@ from relayflow.api.shapes import (
 )
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.services.instances import check_workflow_id
-from relayflow.services.operations import BulkActionInput, OperatorActions
+from relayflow.services.operations import BulkActionInput
 
 router = APIRouter(
     prefix="/api/v1/accounts/{accountId}/definitions/{definitionId}/workflows",
@@ -139,9 +139,7 @@ async def bulk_action(
     definition_id = check_definition_id(definitionId)
     body = await model_body(request, BulkActionInput)
     context = context_of(request)
-    result = await OperatorActions(context.db, context.clock, context.router).bulk(
-        account_id, definition_id, body.action, body.filters()
-    )
+    result = await context.operations.bulk(account_id, definition_id, body.action, body.filters())
     return FastJSONResponse(
         {
             "action": body.action,
@@ -237,7 +235,7 @@ async def retry_instance(
     ),
 ) -> Response:
     context = context_of(request)
-    instance = await OperatorActions(context.db, context.clock, context.router).retry(
+    instance = await context.operations.retry(
         account_id,
         check_definition_id(definitionId),
         check_workflow_id(workflowId),
