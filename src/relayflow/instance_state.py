@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from relayflow.audit import AuditEvent
+
 
 class InstanceStatus(StrEnum):
     """The instance's status (`instances.status`, 8x8's `status`)."""
@@ -93,7 +95,9 @@ class InstanceState:
     subscribe: list[tuple[str, str]] = field(default_factory=list)  # (pointer id, event key)
     unsubscribe: set[str] = field(default_factory=set)  # pointer ids
     errors: list[tuple[str, str, int]] = field(default_factory=list)  # (step, message, at)
-    events: list[tuple[str, str | None, int, dict[str, Any] | None]] = field(default_factory=list)
+    events: list[tuple[AuditEvent, str | None, int, dict[str, Any] | None]] = field(
+        default_factory=list
+    )
 
     def active_pointers(self) -> list[PointerState]:
         return sorted((p for p in self.pointers.values() if p.active), key=lambda p: p.seq)
@@ -115,7 +119,11 @@ class InstanceState:
         return pointer
 
     def record(
-        self, kind: str, step_id: str | None, at_ms: int, detail: dict[str, Any] | None = None
+        self,
+        kind: AuditEvent,
+        step_id: str | None,
+        at_ms: int,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         self.events.append((kind, step_id, at_ms, detail))
 

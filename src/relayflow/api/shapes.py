@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from relayflow.audit import AuditEvent
 from relayflow.clock import iso_from_ms
 from relayflow.store.definitions import DefinitionRow
 from relayflow.store.instance_reads import ErrorRow, EventRow, InstanceRow, LogRow
@@ -228,9 +229,7 @@ class BulkResultOut(BaseModel):
 
 class WorkflowEventOut(BaseModel):
     type: str = Field(
-        description="What happened, in the past tense: instance_started, step_started, "
-        "step_completed, event_wait_started, reply_received, dtmf_received, "
-        "step_retry_scheduled, step_failed, instance_terminated, instance_completed, warning, ..."
+        description="What happened, in the past tense: " + ", ".join(AuditEvent) + "."
     )
     step: str | None = Field(description="The step's id, for step events.")
     at: str = Field(description="When (ISO-8601 UTC).")

@@ -9,12 +9,18 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from relayflow.audit import AuditEvent
 from relayflow.clock import iso_from_ms, ms_from_iso
 from relayflow.engine.contacts import phone_digits
 from relayflow.store.definitions import DefinitionRow
 
 INSTANCE_STATUSES = ("Runnable", "Suspended", "Complete", "Terminated")
-FAILURE_EVENTS = ("step_failed", "instance_terminated", "step_retry_scheduled", "warning")
+FAILURE_EVENTS = (
+    AuditEvent.STEP_FAILED,
+    AuditEvent.INSTANCE_TERMINATED,
+    AuditEvent.STEP_RETRY_SCHEDULED,
+    AuditEvent.WARNING,
+)
 MAX_DIFF_LINES = 4000
 
 

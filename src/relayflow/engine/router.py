@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from relayflow.audit import AuditEvent
 from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.contacts import contacts_of
 from relayflow.engine.keys import dtmf_keys_for_callback, reply_keys_for_event, sender_contacts
@@ -134,7 +135,7 @@ class Router:
                 return RouteResult(duplicate=True)
             keys = reply_keys_for_event(event)
             deliveries = await subscription_store.deliver_event(
-                conn, account_id, keys, event, "reply_received", now
+                conn, account_id, keys, event, AuditEvent.REPLY_RECEIVED, now
             )
             result.resumed = [d.instance_id for d in deliveries]
             consumed = {d.definition_id for d in deliveries}
@@ -201,7 +202,7 @@ class Router:
                 return RouteResult(duplicate=True)
             for key in keys:  # clientRequestId first, then uid
                 deliveries = await subscription_store.deliver_event(
-                    conn, account_id, [key], callback, "dtmf_received", now
+                    conn, account_id, [key], callback, AuditEvent.DTMF_RECEIVED, now
                 )
                 if deliveries:
                     result.resumed = [d.instance_id for d in deliveries]

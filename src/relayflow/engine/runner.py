@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from relayflow.audit import AuditEvent
 from relayflow.channels.base import ChannelSet
 from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.decisions import (
@@ -164,7 +165,7 @@ class Runner:
         if state.status == InstanceStatus.RUNNABLE and not state.active_pointers():
             state.status = InstanceStatus.COMPLETE
             state.completed_at_ms = self._clock.now_ms()
-            state.record("instance_completed", None, state.completed_at_ms)
+            state.record(AuditEvent.INSTANCE_COMPLETED, None, state.completed_at_ms)
 
     def _resume_of(self, state: InstanceState, pointer: PointerState, now: int) -> Resume | None:
         if pointer.status == PointerStatus.PENDING:
@@ -212,7 +213,7 @@ class Runner:
                 return
             pointer.status = PointerStatus.RUNNING
             pointer.started_at_ms = now
-            state.record("step_started", node.id, now, {"worker": state.worker})
+            state.record(AuditEvent.STEP_STARTED, node.id, now, {"worker": state.worker})
             evaluated = await self._expressions.inputs(
                 node.inputs, step.condition_inputs, state.data, now_ms=now
             )
@@ -268,7 +269,7 @@ class Runner:
                 await self._complete(state, plan, node, pointer, {**inputs, **result}, log_status)
             case Sleep(until_ms=until):
                 pointer.status, pointer.wake_at_ms = PointerStatus.SLEEPING, until
-                state.record("wait_started", node.id, now, {"until": until})
+                state.record(AuditEvent.WAIT_STARTED, node.id, now, {"until": until})
             case WaitForEvent(key=key, timeout_at_ms=timeout):
                 pointer.status, pointer.wake_at_ms, pointer.event_key = (
                     PointerStatus.WAITING_FOR_EVENT,
@@ -276,7 +277,9 @@ class Runner:
                     key,
                 )
                 state.subscribe.append((pointer.id, key))
-                state.record("event_wait_started", node.id, now, {"key": key, "timeout": timeout})
+                state.record(
+                    AuditEvent.EVENT_WAIT_STARTED, node.id, now, {"key": key, "timeout": timeout}
+                )
             case StartBranches(step_ids=step_ids):
                 pointer.status, pointer.wake_at_ms = PointerStatus.RUNNING, None
                 pointer.state["container"] = True
@@ -284,7 +287,7 @@ class Runner:
                     state.add_pointer(
                         successor_id(pointer.id, f"do:{step_id}", index), step_id, pointer.id
                     )
-                state.record("branches_started", node.id, now, {"steps": list(step_ids)})
+                state.record(AuditEvent.BRANCHES_STARTED, node.id, now, {"steps": list(step_ids)})
             case Fault(message=message):
                 self._fault(state, node.type, pointer, message)
             case Retry() as retry:
@@ -348,7 +351,7 @@ class Runner:
         info["nextAttemptAt"] = next_at
         pointer.status, pointer.wake_at_ms = PointerStatus.RUNNING, next_at
         state.record(
-            "step_retry_scheduled",
+            AuditEvent.STEP_RETRY_SCHEDULED,
             node.id,
             now,
             {
@@ -382,7 +385,7 @@ class Runner:
                 if value is not SKIP:
                     state.data[key] = value
             for warning in written.warnings:
-                state.record("warning", node.id, now, {"message": warning})
+                state.record(AuditEvent.WARNING, node.id, now, {"message": warning})
             if len(orjson.dumps(state.data)) > self._limits.max_data_bytes:
                 self._fault(
                     state,
@@ -401,7 +404,7 @@ class Runner:
                 self._fault(state, node.type, pointer, decided.error)
                 return
             for warning in decided.warnings:
-                state.record("warning", node.id, now, {"message": warning})
+                state.record(AuditEvent.WARNING, node.id, now, {"message": warning})
             chosen = [
                 target
                 for (target, cond), value in zip(node.select_next, decided.values, strict=True)
@@ -416,7 +419,9 @@ class Runner:
         pointer.wake_at_ms = None
         pointer.state.pop("container", None)
         _retry_over(pointer)
-        state.record("step_completed", node.id, now, {"status": pointer.status, "next": targets})
+        state.record(
+            AuditEvent.STEP_COMPLETED, node.id, now, {"status": pointer.status, "next": targets}
+        )
         for index, target in enumerate(targets):
             state.add_pointer(successor_id(pointer.id, target, index), target, pointer.parent_id)
 
@@ -430,11 +435,11 @@ class Runner:
         pointer.wake_at_ms = None
         _retry_over(pointer)
         state.errors.append((pointer.step_id, message, now))
-        state.record("step_failed", pointer.step_id, now, {"message": message})
+        state.record(AuditEvent.STEP_FAILED, pointer.step_id, now, {"message": message})
         for other in state.active_pointers():
             other.status, other.completed_at_ms, other.dirty = PointerStatus.CANCELLED, now, True
             other.wake_at_ms = None
             if other.event_key:
                 state.unsubscribe.add(other.id)
         state.status = InstanceStatus.TERMINATED
-        state.record("instance_terminated", pointer.step_id, now, {"reason": message})
+        state.record(AuditEvent.INSTANCE_TERMINATED, pointer.step_id, now, {"reason": message})

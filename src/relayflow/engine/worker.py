@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from relayflow.audit import AuditEvent
 from relayflow.clock import Clock
 from relayflow.engine.plan import Plan, PlanCache, compile_plan
 from relayflow.engine.runner import Runner
@@ -54,8 +55,8 @@ class WorkerSettings:
 
 
 _ENDED = {
-    "instance_completed": (InstanceStatus.COMPLETE, False),
-    "instance_terminated": (InstanceStatus.TERMINATED, True),
+    AuditEvent.INSTANCE_COMPLETED: (InstanceStatus.COMPLETE, False),
+    AuditEvent.INSTANCE_TERMINATED: (InstanceStatus.TERMINATED, True),
 }
 
 

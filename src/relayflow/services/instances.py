@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from relayflow.audit import AuditEvent
 from relayflow.clock import Clock
 from relayflow.engine.router import Router
 from relayflow.engine.wakeup import notify_work
@@ -22,8 +23,12 @@ from relayflow.store.instance_reads import ErrorRow, EventRow, InstanceRow, LogR
 
 WORKFLOW_ID = re.compile(r"^[0-9a-f]{24}$")
 COMMANDS = {
-    "suspend": ((InstanceStatus.RUNNABLE,), InstanceStatus.SUSPENDED, "instance_suspended"),
-    "resume": ((InstanceStatus.SUSPENDED,), InstanceStatus.RUNNABLE, "instance_resumed"),
+    "suspend": (
+        (InstanceStatus.RUNNABLE,),
+        InstanceStatus.SUSPENDED,
+        AuditEvent.INSTANCE_SUSPENDED,
+    ),
+    "resume": ((InstanceStatus.SUSPENDED,), InstanceStatus.RUNNABLE, AuditEvent.INSTANCE_RESUMED),
 }
 
 
@@ -152,7 +157,7 @@ class InstanceService:
             await self._instance(conn, account_id, definition_id, workflow_id)
             counts = await instance_reads.step_counts(conn, workflow_id)
             completed = await instance_reads.events(
-                conn, workflow_id, kinds=("step_completed", "branches_started")
+                conn, workflow_id, kinds=(AuditEvent.STEP_COMPLETED, AuditEvent.BRANCHES_STARTED)
             )
         taken: set[tuple[str, str]] = set()
         for event in completed:

@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from relayflow.audit import AuditEvent
 from relayflow.instance_state import (
     ACTIVE_POINTER_STATUSES,
     LIVE_INSTANCE_STATUSES,
@@ -95,7 +96,7 @@ async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) ->
     await conn.execute(
         INSERT_EVENTS,
         [
-            {"instance_id": item.id, "type": "instance_started", "at_ms": item.now_ms}
+            {"instance_id": item.id, "type": AuditEvent.INSTANCE_STARTED, "at_ms": item.now_ms}
             for item in new
         ],
     )
@@ -117,7 +118,7 @@ async def set_status(
     from_statuses: Sequence[InstanceStatus],
     to_status: InstanceStatus,
     now_ms: int,
-    event: str,
+    event: AuditEvent,
 ) -> bool:
     result = await conn.execute(
         update(instances)
@@ -156,7 +157,7 @@ async def skip_waits(conn: AsyncConnection, instance_id: str, now_ms: int) -> in
         await conn.execute(
             insert(instance_events).values(
                 instance_id=instance_id,
-                type="waits_skipped",
+                type=AuditEvent.WAITS_SKIPPED,
                 at_ms=now_ms,
                 detail_json=orjson.dumps({"steps": skipped}).decode(),
             )
@@ -166,7 +167,10 @@ async def skip_waits(conn: AsyncConnection, instance_id: str, now_ms: int) -> in
 
 
 async def terminate(
-    conn: AsyncConnection, instance_id: str, now_ms: int, event: str = "instance_terminated"
+    conn: AsyncConnection,
+    instance_id: str,
+    now_ms: int,
+    event: AuditEvent = AuditEvent.INSTANCE_TERMINATED,
 ) -> bool:
     """Terminate: cancel every active pointer, subscription and timer; final."""
     locked = await lock_instance(conn, instance_id)

@@ -11,14 +11,11 @@ import orjson
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from relayflow.audit import AuditEvent
 from relayflow.instance_state import InstanceStatus, PointerStatus
 from relayflow.store.leases import lock_instance
 from relayflow.store.next_run import refresh_next_run
 from relayflow.store.tables import instance_events, instances, pointers
-
-# The events that end or re-open an instance: the newest of them says how it stands now.
-TERMINATED_EVENT = "instance_terminated"
-RETRIED_EVENT = "instance_retried"
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,10 @@ async def failed_step(
             select(instance_events.c.type, instance_events.c.step_id)
             .where(
                 instance_events.c.instance_id == instance_id,
-                instance_events.c.type.in_((TERMINATED_EVENT, RETRIED_EVENT)),
+                # The events that end or re-open an instance: the newest says how it stands.
+                instance_events.c.type.in_(
+                    (AuditEvent.INSTANCE_TERMINATED, AuditEvent.INSTANCE_RETRIED)
+                ),
             )
             .order_by(instance_events.c.id.desc())
             .limit(1)
@@ -58,7 +58,7 @@ async def failed_step(
     ).first()
     # The runner's fault records the failed step on its `instance_terminated`; a user's
     # terminate records none.
-    if last is None or last.type != TERMINATED_EVENT or last.step_id is None:
+    if last is None or last.type != AuditEvent.INSTANCE_TERMINATED or last.step_id is None:
         return None
     failed = (
         await conn.execute(
@@ -141,7 +141,7 @@ async def reopen_at(
     await conn.execute(
         insert(instance_events).values(
             instance_id=instance_id,
-            type=RETRIED_EVENT,
+            type=AuditEvent.INSTANCE_RETRIED,
             step_id=failed.step_id,
             at_ms=now_ms,
             detail_json=orjson.dumps(detail).decode(),

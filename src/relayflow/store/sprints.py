@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from relayflow.audit import AuditEvent
 from relayflow.instance_state import (
     REPLY_KEY_PREFIX,
     InstanceState,
@@ -270,7 +271,7 @@ async def save_state(
             pointer = state.pointers[pointer_id]
             pointer.has_event, pointer.event = True, orjson.loads(parked)
             if key.startswith(REPLY_KEY_PREFIX):  # as when the router delivers a reply
-                state.events.append(("reply_received", pointer.step_id, now_ms, None))
+                state.record(AuditEvent.REPLY_RECEIVED, pointer.step_id, now_ms)
             delivered = True
             continue
         await conn.execute(

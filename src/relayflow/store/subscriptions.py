@@ -17,6 +17,7 @@ from sqlalchemy import BigInteger, bindparam, delete, insert, or_, select, updat
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from relayflow.audit import AuditEvent
 from relayflow.instance_state import LIVE_INSTANCE_STATUSES
 from relayflow.store.direct import hot
 from relayflow.store.leases import lock_instance
@@ -76,7 +77,7 @@ async def deliver_event(
     account_id: str,
     keys: Sequence[str],
     payload: Any,
-    kind: str,
+    kind: AuditEvent,
     now_ms: int,
 ) -> list[Delivery]:
     """Hand an inbound event to every wait subscribed to one of `keys` (each wait once)."""
