@@ -775,3 +775,28 @@ async def test_start_rate_limit(flow: Flow, context: AppContext) -> None:
     assert response.json()["code"] == 1429
     assert int(response.headers["retry-after"]) >= 1
     assert len(await flow.instances(definition)) == 2
+
+
+async def test_every_way_to_start_answers_the_rate_limit_alike(
+    flow: Flow, context: AppContext
+) -> None:
+    """The engine refuses in its own words (StartsRateLimited); every service that starts
+    instances answers 8x8's 429 + Retry-After: the test start, the sandbox and 8x8's webhook."""
+    from relayflow.engine.router import StartRateLimiter
+
+    context.router._limiter = StartRateLimiter(rate_per_s=0.001, burst=0)
+    sms = await flow.define([{"id": "w", "stepType": "Wait", "inputs": {"duration": "1"}}])
+    base, headers = flow.tenant.base, flow.tenant.headers
+    answers = [
+        await flow.client.post(f"{base}/definitions/{sms}/workflows", json={}, headers=headers),
+        await flow.client.post(
+            f"{base}/sandbox/inbound/sms",
+            json={"from": "+6591234567", "to": "+6580000000", "text": "hi"},
+            headers=headers,
+        ),
+    ]
+    for answer in answers:
+        assert answer.status_code == 429, answer.text
+        assert answer.json()["code"] == 1429
+        assert int(answer.headers["retry-after"]) >= 1
+    assert await flow.instances(sms) == []

@@ -31,9 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from relayflow.audit import AuditEvent
 from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.contacts import contacts_of
+from relayflow.engine.errors import StartsRateLimited
 from relayflow.engine.keys import dtmf_keys_for_callback, reply_keys_for_event, sender_contacts
 from relayflow.engine.wakeup import notify_work
-from relayflow.errors import ApiError, ErrorCode
 from relayflow.ids import new_uuid, new_workflow_id
 from relayflow.store import definitions as definition_store
 from relayflow.store import held as held_store
@@ -334,15 +334,10 @@ class Router:
         return len(started)
 
     def _admit(self, account_id: str, count: int) -> None:
-        """The per-account start rate limit: 429 + Retry-After when exceeded."""
+        """The per-account start rate limit (the services answer it as 429 + Retry-After)."""
         wait = self._limiter.take(account_id, count)
         if wait > 0:
-            retry_after = max(1, int(wait + 0.999))
-            raise ApiError(
-                ErrorCode.RATE_LIMITED,
-                f"Too many workflow starts for account '{account_id}'; retry in {retry_after} s.",
-                headers={"Retry-After": str(retry_after)},
-            )
+            raise StartsRateLimited(account_id, max(1, int(wait + 0.999)))
 
     async def _start(
         self,

@@ -14,6 +14,7 @@ from relayflow.engine.router import Router
 from relayflow.engine.wakeup import notify_work
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.instance_state import InstanceStatus
+from relayflow.services.admission import admitted
 from relayflow.services.definitions import definition_not_found
 from relayflow.store import definitions as definition_store
 from relayflow.store import instance_reads
@@ -60,7 +61,7 @@ class InstanceService:
     ) -> list[str]:
         """`POST /triggers/http_request`: start every enabled http_request definition of the
         account (and subaccount) with `body` as `data`; the started workflow ids."""
-        result = await self._router.http_trigger(account_id, body, sub_account_id)
+        result = await admitted(self._router.http_trigger(account_id, body, sub_account_id))
         return result.started
 
     async def _latest_version(self, conn: Any, account_id: str, definition_id: str) -> int:
@@ -272,4 +273,4 @@ class InstanceService:
                     f"Definition {definition_id} version {version} not found.",
                 )
             raise definition_not_found(definition_id)
-        return await self._router.start_test(account_id, row, body)
+        return await admitted(self._router.start_test(account_id, row, body))

@@ -9,6 +9,7 @@ from relayflow.channels.sms_encoding import detect
 from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.router import Router, RouteResult
 from relayflow.ids import new_uuid
+from relayflow.services.admission import admitted
 from relayflow.store import messages as message_store
 from relayflow.store.database import Database
 from relayflow.store.messages import MessageRow
@@ -110,8 +111,8 @@ class SandboxService:
     ) -> tuple[dict[str, Any], RouteResult]:
         umid = new_uuid()
         event = sms_event(umid, sender, recipient, text, sub_account_id, self._clock.now_ms())
-        result = await self._router.inbound_message(
-            account_id, event, trigger="inbound_sms", dedupe_key=umid
+        result = await admitted(
+            self._router.inbound_message(account_id, event, trigger="inbound_sms", dedupe_key=umid)
         )
         return event, result
 
@@ -128,8 +129,10 @@ class SandboxService:
         event = chat_event(
             umid, channel, sender, text, button_payload, sub_account_id, self._clock.now_ms()
         )
-        result = await self._router.inbound_message(
-            account_id, event, trigger="inbound_chat_apps", dedupe_key=umid
+        result = await admitted(
+            self._router.inbound_message(
+                account_id, event, trigger="inbound_chat_apps", dedupe_key=umid
+            )
         )
         return event, result
 

@@ -16,6 +16,7 @@ from relayflow.clock import Clock, iso_from_ms
 from relayflow.engine.router import Router
 from relayflow.errors import ApiError, ErrorCode
 from relayflow.ids import new_uuid
+from relayflow.services.admission import admitted
 from relayflow.store.database import Database
 from relayflow.store.inbox import record_event
 from relayflow.store.receipts import Receipt, record_receipt
@@ -80,8 +81,10 @@ class WebhookService:
             umid = _text(payload, "umid")
             if trigger == "inbound_sms":
                 _text(payload, "source")
-            routed = await self._router.inbound_message(
-                account_id, event, trigger=trigger, dedupe_key=f"{prefix}:{umid}"
+            routed = await admitted(
+                self._router.inbound_message(
+                    account_id, event, trigger=trigger, dedupe_key=f"{prefix}:{umid}"
+                )
             )
             return WebhookResult(
                 f"{prefix}_inbound", routed.duplicate, routed.started, routed.resumed
