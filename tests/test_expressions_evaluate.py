@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from relayflow.expressions.evaluate import (
     MAX_EXPRESSION_LENGTH,
+    SKIP,
     ExpressionEvaluator,
     Job,
     Outcome,
@@ -126,7 +127,7 @@ def test_deeply_nested_inputs_are_refused() -> None:
 
 def test_outputs_without_braces_are_skipped() -> None:
     for literal in ["variable 0", "", "true", 5, None, {"a": "data.x", "b": ["x", {}]}, []]:
-        assert one(literal, "output") == Outcome(None, skipped=True)
+        assert one(literal, "output") == Outcome(SKIP)
 
 
 def test_outputs_keep_the_javascript_type() -> None:
@@ -334,7 +335,7 @@ def test_batches_without_expressions_never_start_quickjs(monkeypatch: pytest.Mon
     outcomes = evaluate_batch(
         [("text", "input"), ("variable 0", "output"), (None, "condition")], {}, None
     )
-    assert outcomes == [Outcome("text"), Outcome(None, skipped=True), Outcome(None)]
+    assert outcomes == [Outcome("text"), Outcome(SKIP), Outcome(None)]
 
 
 def test_data_with_unusual_json() -> None:

@@ -1,8 +1,8 @@
 """The runner's view of expressions: inputs, outputs and conditions of one step.
 
 Literals, constant conditions and plain property paths are evaluated in Python
-(`engine/fastpath.py`); a group with anything else goes to the QuickJS evaluator in one batch,
-so both give the same results. `now_ms` is the runner's clock reading for the step: what
+(`expressions/fastpath.py`); a group with anything else goes to the QuickJS evaluator in one
+batch, so both give the same results. `now_ms` is the runner's clock reading for the step: what
 `Date.now()` and `new Date()` return (virtual time in flow tests).
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from relayflow.engine import fastpath
-from relayflow.engine.runner import SKIP, Evaluated
+from relayflow.engine.runner import Evaluated
+from relayflow.expressions import fastpath
 from relayflow.expressions.evaluate import ExpressionEvaluator, Outcome
 from relayflow.expressions.template import contains_expression
 from relayflow.telemetry import metrics
@@ -29,7 +29,7 @@ def _count_fast(values: Iterable[Any]) -> None:
         _OK.inc(count)
 
 
-def _collect(outcomes: Sequence[Outcome], skip_marker: bool = False) -> Evaluated:
+def _collect(outcomes: Sequence[Outcome]) -> Evaluated:
     values: list[Any] = []
     warnings: list[str] = []
     for outcome in outcomes:
@@ -41,7 +41,7 @@ def _collect(outcomes: Sequence[Outcome], skip_marker: bool = False) -> Evaluate
             warnings.append(outcome.warning)
         else:
             _OK.inc()
-        values.append(SKIP if skip_marker and outcome.skipped else outcome.value)
+        values.append(outcome.value)  # a declared output's value is SKIP
     return Evaluated(values, warnings)
 
 
@@ -85,10 +85,9 @@ class StepExpressions:
         fast = [fastpath.output_value(value, data, step) for value in outputs.values()]
         if not any(value is fastpath.NOT_FAST for value in fast):
             _count_fast(outputs.values())
-            return Evaluated([SKIP if v is fastpath.SKIP_OUTPUT else v for v in fast], [])
+            return Evaluated(fast, [])  # a declared output's value is SKIP
         jobs = [(value, "output") for value in outputs.values()]
-        outcomes = await self._evaluator.evaluate(jobs, data, step, now_ms=now_ms)
-        return _collect(outcomes, skip_marker=True)
+        return _collect(await self._evaluator.evaluate(jobs, data, step, now_ms=now_ms))
 
     async def conditions(
         self,

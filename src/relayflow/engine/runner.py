@@ -31,6 +31,7 @@ from relayflow.engine.plan import Plan, StepNode
 from relayflow.engine.retry import RetryPolicy
 from relayflow.engine.steps import STEP_TYPES
 from relayflow.engine.steps.base import Resume, StepContext, StepError
+from relayflow.expressions.evaluate import SKIP
 from relayflow.instance_state import InstanceState, InstanceStatus, PointerState, PointerStatus
 from relayflow.telemetry import metrics, tracing
 
@@ -79,9 +80,6 @@ class Expressions(Protocol):
         *,
         now_ms: int | None = None,
     ) -> Evaluated: ...
-
-
-SKIP = object()  # an output without {{ }}: declared, not written (DESIGN.md §5)
 
 
 def successor_id(predecessor_id: str, step_id: str, index: int) -> str:

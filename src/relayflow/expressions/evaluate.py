@@ -18,7 +18,7 @@ Three kinds of job, because 8x8 treats them differently:
 - "input": any JSON; strings are templates, objects/arrays are evaluated recursively. Every
   expression error is an error (the engine faults the step).
 - "output": any JSON, evaluated like an input (objects/arrays recursively). One without `{{ }}`
-  anywhere inside is a declaration and is not written (`skipped`). A tolerant read (an error
+  anywhere inside is a declaration and is not written (value `SKIP`). A tolerant read (an error
   that is only a property read of null/undefined) makes that string's value None, plus a
   warning; the rest of the output is still written.
 - "condition": None is the default branch (value None); booleans and "true"/"false" are
@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, Final, Literal, NamedTuple
 
 from relayflow.config import Limits
 from relayflow.expressions.jail import (
@@ -89,7 +89,7 @@ class Job(NamedTuple):
 class Outcome:
     """The result of one job. `value` is JSON-compatible Python.
 
-    `error` set: the job failed (value None). `skipped`: an output without `{{ }}` anywhere
+    `error` set: the job failed (value None). Value `SKIP`: an output without `{{ }}` anywhere
     inside, which must not be written. For a condition, value None means "the default branch"
     (a null condition).
     """
@@ -97,10 +97,18 @@ class Outcome:
     value: Any
     error: str | None = None
     warning: str | None = None
-    skipped: bool = False
 
 
-SKIPPED = Outcome(None, skipped=True)
+class _Skip:
+    def __repr__(self) -> str:
+        return "SKIP"
+
+
+# The one "skip this output" marker: an output without {{ }} anywhere inside is a declaration,
+# not written (DESIGN.md §5). Both the evaluator and the fast path (expressions/fastpath.py)
+# give it as the output's value, and the runner leaves such an output out of `data`.
+SKIP: Final = _Skip()
+SKIPPED = Outcome(SKIP)
 
 
 def _shown(source: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from relayflow.expressions.evaluate import MAX_INPUT_DEPTH
+from relayflow.expressions.evaluate import MAX_INPUT_DEPTH, SKIP
 from relayflow.expressions.template import (
     Expression,
     Literal,
@@ -27,7 +27,6 @@ class _NotFast:
 
 
 NOT_FAST: Final = _NotFast()
-SKIP_OUTPUT: Final = object()  # an output without {{ }} anywhere inside: declared, not written
 _PATH = re.compile(r"^(data|step)((?:\.[A-Za-z_$][A-Za-z0-9_$]*)*)$")
 _UNSAFE_NAMES = frozenset({"__proto__", "constructor", "prototype"})
 _CONSTANTS = {"true": True, "false": False}
@@ -120,11 +119,11 @@ def input_value(value: Any, data: Any) -> Any:
 
 
 def output_value(value: Any, data: Any, step: Any) -> Any:
-    """An output's value, evaluated recursively like an input; SKIP_OUTPUT for a declaration
+    """An output's value, evaluated recursively like an input; SKIP for a declaration
     (no {{ }} anywhere inside); or NOT_FAST (a tolerant read, among others, is left to the
     jail, which knows how to warn about it)."""
     if not contains_expression(value):
-        return SKIP_OUTPUT
+        return SKIP
     return _nested(value, data, step)
 
 
