@@ -12,12 +12,11 @@ import re
 from typing import Any
 
 from relayflow.channels.base import ChannelError, SendContext
+from relayflow.channels.recorded import OutboundSend, RecordedSends
 from relayflow.channels.sms_encoding import detect
 from relayflow.clock import iso_from_ms
 from relayflow.ids import new_uuid
-from relayflow.store import messages as message_store
 from relayflow.store.database import Database
-from relayflow.store.messages import MessageRow
 
 SUBACCOUNT_PATTERN = re.compile(r"^[A-Za-z0-9\-._&]{3,50}$")
 MSISDN_PATTERN = re.compile(r"^\+?[1-9][0-9]{6,14}$")
@@ -38,41 +37,9 @@ class SandboxProvider:
     name = "sandbox"
 
     def __init__(self, db: Database) -> None:
-        self._db = db
-
-    async def _record(
-        self,
-        ctx: SendContext,
-        channel: str,
-        sub_account_id: str,
-        recipient: str | None,
-        body: dict[str, Any],
-        response: dict[str, Any],
-        status: str,
-    ) -> dict[str, Any]:
-        async with self._db.transaction() as conn:
-            existing = await message_store.message_for_pointer(conn, ctx.pointer_id)
-            if existing is not None and existing.response is not None:
-                return existing.response
-            await message_store.insert_message(
-                conn,
-                MessageRow(
-                    id=response.get("umid") or new_uuid(),
-                    account_id=ctx.account_id,
-                    instance_id=ctx.instance_id,
-                    pointer_id=ctx.pointer_id,
-                    channel=channel,
-                    provider=self.name,
-                    sub_account_id=sub_account_id,
-                    recipient=recipient,
-                    client_message_id=body.get("clientMessageId") or body.get("clientRequestId"),
-                    request=body,
-                    response=response,
-                    status=status,
-                    created_at_ms=ctx.now_ms,
-                ),
-            )
-        return response
+        # Request and answer in one transaction: nothing is called out, so nothing can happen
+        # between them that a crash could lose.
+        self._sends = RecordedSends(db, self.name)
 
     async def send_sms(
         self, ctx: SendContext, sub_account_id: str, body: dict[str, Any]
@@ -97,9 +64,8 @@ class SandboxProvider:
             },
             "smsCount": parts,
         }
-        return await self._record(
-            ctx, "sms", sub_account_id, destination, body, response, "delivered"
-        )
+        send = OutboundSend("sms", sub_account_id, destination, body)
+        return await self._sends.answered(ctx, send, response, "delivered")
 
     async def send_chat(
         self, ctx: SendContext, sub_account_id: str, body: dict[str, Any]
@@ -123,9 +89,8 @@ class SandboxProvider:
             "status": {"state": "queued", "timestamp": iso_from_ms(ctx.now_ms)},
         }
         recipient = str(user.get("msisdn") or user.get("channelUserId") or user.get("lineUserId"))
-        return await self._record(
-            ctx, "chatapps", sub_account_id, recipient, body, response, "delivered"
-        )
+        send = OutboundSend("chatapps", sub_account_id, recipient, body)
+        return await self._sends.answered(ctx, send, response, "delivered")
 
     async def send_voice(
         self, ctx: SendContext, sub_account_id: str, body: dict[str, Any]
@@ -148,6 +113,5 @@ class SandboxProvider:
             "statusCode": 1,
             "statusMessage": "Created",
         }
-        return await self._record(
-            ctx, "voice", sub_account_id, destination, body, response, "created"
-        )
+        send = OutboundSend("voice", sub_account_id, destination, body)
+        return await self._sends.answered(ctx, send, response, "created")

@@ -1,4 +1,9 @@
-"""Queries on sent messages (the sandbox outbox now; real 8x8 sends later)."""
+"""Sent messages: the record of every send (sandbox and 8x8) and the queries on it.
+
+A send is recorded keyed by its step execution (`pointer_id`, unique) so that a step re-run
+after a crash finds the first attempt: an answered send is returned instead of being made again.
+`channels/recorded.py` is the one caller that records sends; these functions are its SQL.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.store.direct import hot
 from relayflow.store.tables import messages
+
+SENDING = "sending"  # recorded before the call; the answer is not known yet
+FAILED = "failed"  # the provider refused the send (4xx): a later attempt may send it again
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,29 @@ _RECORD_ANSWER_WITH_UMID = hot(
 )
 
 
+# A send re-attempted after a crash or a refused answer: the request may differ (a re-run
+# re-evaluates its inputs); the row keeps the first attempt's id and client_message_id.
+# Rare (a crash path), so left to SQLAlchemy rather than marked hot.
+_RE_ATTEMPT = (
+    update(messages)
+    .where(messages.c.pointer_id == bindparam("attempt_pointer_id"))
+    .values(
+        request_json=bindparam("attempt_request_json"),
+        status=SENDING,
+        updated_at_ms=bindparam("attempt_at_ms"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A send recorded before it is made: its row, or the answer recorded before a crash."""
+
+    row_id: str
+    # Set when this step execution's send was already answered: it must not be made again.
+    answer: dict[str, Any] | None
+
+
 async def message_for_pointer(conn: AsyncConnection, pointer_id: str) -> MessageRow | None:
     row = (await conn.execute(_BY_POINTER, {"pointer_id": pointer_id})).first()
     return _row(row) if row is not None else None
@@ -81,6 +112,45 @@ async def record_answer(
         await conn.execute(_RECORD_ANSWER_WITH_UMID, {**parameters, "umid": umid})
     else:
         await conn.execute(_RECORD_ANSWER, parameters)
+
+
+async def record_attempt(conn: AsyncConnection, message: MessageRow) -> Attempt:
+    """Record a send (status `sending`) before it is made, unless it was already answered.
+
+    Why before: a crash during or after the call leaves this row, so the re-run either returns
+    the recorded answer or repeats the call under the same row (and its clientMessageId).
+    """
+    assert message.pointer_id is not None, "a send is keyed by its step execution"
+    existing = await message_for_pointer(conn, message.pointer_id)
+    if existing is None:
+        await insert_message(conn, message)
+        return Attempt(message.id, None)
+    if existing.response is not None and existing.status != FAILED:
+        return Attempt(existing.id, existing.response)
+    await conn.execute(
+        _RE_ATTEMPT,
+        {
+            "attempt_pointer_id": message.pointer_id,
+            "attempt_request_json": orjson.dumps(message.request).decode(),
+            "attempt_at_ms": message.created_at_ms,
+        },
+    )
+    return Attempt(existing.id, None)
+
+
+async def record_answered_send(conn: AsyncConnection, message: MessageRow) -> dict[str, Any]:
+    """Record a send together with its answer, or return the answer recorded first.
+
+    For a provider that answers without calling out (the sandbox): request and answer are one
+    write, and the unique `pointer_id` makes a concurrent or re-run duplicate fail, never send.
+    """
+    assert message.pointer_id is not None, "a send is keyed by its step execution"
+    assert message.response is not None, "recorded with its answer"
+    existing = await message_for_pointer(conn, message.pointer_id)
+    if existing is not None and existing.response is not None:
+        return existing.response
+    await insert_message(conn, message)
+    return message.response
 
 
 async def insert_message(conn: AsyncConnection, message: MessageRow) -> None:

@@ -17,16 +17,13 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 import orjson
-from sqlalchemy import update
 
 from relayflow.channels.base import ChannelError, SendContext, retry_after_seconds
 from relayflow.channels.breaker import Breakers
 from relayflow.channels.eightbyeight.regions import Hosts
-from relayflow.ids import new_uuid
-from relayflow.store import messages as message_store
+from relayflow.channels.recorded import OutboundSend, RecordedSends
 from relayflow.store.database import Database
-from relayflow.store.messages import MessageRow
-from relayflow.store.tables import messages
+from relayflow.store.messages import FAILED, Attempt
 
 REQUEST_TIMEOUT_S = 15.0
 MAX_ERROR_TEXT = 300
@@ -71,7 +68,7 @@ class EightByEightProvider:
     ) -> None:
         self._config = config
         self._session = session
-        self._db = db
+        self._sends = RecordedSends(db, self.name)
         self._breakers = breakers
 
     async def send_sms(
@@ -129,17 +126,18 @@ class EightByEightProvider:
         parts = urlsplit(url)
         endpoint = f"8x8 {CHANNEL_NAMES[channel]} API ({parts.scheme}://{parts.netloc})"
         async with self._breakers.guard(endpoint) as call:  # CircuitOpen: deferred, unrecorded
-            row_id = await self._record_attempt(ctx, channel, sub_account_id, recipient, body)
-            if isinstance(row_id, dict):
+            send = OutboundSend(channel, sub_account_id, recipient, body)
+            attempt = await self._sends.attempt(ctx, send)
+            if attempt.answer is not None:
                 call.not_made()
-                return row_id  # answered before a crash: do not send again
+                return attempt.answer  # answered before a crash: do not send again
             status, raw, retry_after = await self._post(url, body)
             if status == 429 or status >= 500:
                 call.failed(f"8x8 answered {status}", retry_after)
         # The breaker hears how 8x8 answered as soon as it did: recording the answer (a write
         # that may wait) must not let later failures overtake this success.
         try:
-            return await self._answered(row_id, status, raw, retry_after)
+            return await self._answered(attempt, status, raw, retry_after)
         except ChannelError as error:
             if call.failure is not None:  # as a failure raised inside the guard would carry
                 error.resume_before_s = self._breakers.resume_before_s(endpoint)
@@ -176,7 +174,7 @@ class EightByEightProvider:
             ) from None
 
     async def _answered(
-        self, row_id: str, status: int, raw: bytes, retry_after: float | None
+        self, attempt: Attempt, status: int, raw: bytes, retry_after: float | None
     ) -> dict[str, Any]:
         """8x8's answer as the step's result, or the error it means (transient: retried)."""
         if status == 429:
@@ -188,11 +186,11 @@ class EightByEightProvider:
                 _error_message(status, raw), transient=True, retry_after_s=retry_after
             )
         if status >= 400:
-            await self._finish(
-                row_id,
+            await self._sends.answer(
+                attempt,
                 None,
                 {"httpStatus": status, "body": raw.decode("utf-8", "replace")},
-                "failed",
+                FAILED,
             )
             raise ChannelError(_error_message(status, raw))
         try:
@@ -210,56 +208,5 @@ class EightByEightProvider:
             if isinstance(state, dict)
             else answer.get("sessionStatus") or "sent"
         )
-        await self._finish(row_id, str(umid) if umid else None, answer, str(label).lower())
+        await self._sends.answer(attempt, str(umid) if umid else None, answer, str(label).lower())
         return answer
-
-    async def _record_attempt(
-        self,
-        ctx: SendContext,
-        channel: str,
-        sub_account_id: str,
-        recipient: Any,
-        body: dict[str, Any],
-    ) -> str | dict[str, Any]:
-        """The row id of this send, or the recorded answer when it was already answered."""
-        async with self._db.transaction() as conn:
-            existing = await message_store.message_for_pointer(conn, ctx.pointer_id)
-            if existing is not None:
-                if existing.response is not None and existing.status != "failed":
-                    return existing.response
-                await conn.execute(
-                    update(messages)
-                    .where(messages.c.pointer_id == ctx.pointer_id)
-                    .values(
-                        request_json=orjson.dumps(body).decode(),
-                        status="sending",
-                        updated_at_ms=ctx.now_ms,
-                    )
-                )
-                return existing.id
-            row_id = new_uuid()
-            await message_store.insert_message(
-                conn,
-                MessageRow(
-                    id=row_id,
-                    account_id=ctx.account_id,
-                    instance_id=ctx.instance_id,
-                    pointer_id=ctx.pointer_id,
-                    channel=channel,
-                    provider=self.name,
-                    sub_account_id=sub_account_id,
-                    recipient=str(recipient) if recipient is not None else None,
-                    client_message_id=body.get("clientMessageId") or body.get("clientRequestId"),
-                    request=body,
-                    response=None,
-                    status="sending",
-                    created_at_ms=ctx.now_ms,
-                ),
-            )
-            return row_id
-
-    async def _finish(
-        self, row_id: str, umid: str | None, answer: dict[str, Any], status: str
-    ) -> None:
-        async with self._db.transaction() as conn:
-            await message_store.record_answer(conn, row_id, umid, answer, status)
