@@ -79,6 +79,9 @@ _RE_ATTEMPT = (
     .where(messages.c.pointer_id == bindparam("attempt_pointer_id"))
     .values(
         request_json=bindparam("attempt_request_json"),
+        # The refusal being retried is no answer to this attempt: a crash during the new call
+        # must find none, or the re-run would return the old refusal without sending.
+        response_json=None,
         status=SENDING,
         updated_at_ms=bindparam("attempt_at_ms"),
     )
