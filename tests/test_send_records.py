@@ -3,8 +3,8 @@ crash finds decides whether it sends again, so each state of the record is check
 
 from __future__ import annotations
 
-from relayflow.store import messages as message_store
 from relayflow.api.context import AppContext
+from relayflow.store import messages as message_store
 from relayflow.store.database import Database
 from relayflow.store.messages import FAILED, MessageRow
 from tests.support.tenants import make_tenant
