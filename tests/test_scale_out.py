@@ -13,10 +13,12 @@ threshold anywhere (only clock comparisons on one machine's clock):
    `step_completed`, owned by the worker in the start event. No two intervals of different
    workers may overlap. In a sequential run the next step starts at or after the previous
    one completes (the same sprint, or a later claim), so intervals only touch.
-3. Takeovers wait for the lease: every instance a killed worker held (read while it was frozen
-   by SIGSTOP, just before the SIGKILL) may be started on by another worker, or seen leased to
-   another owner by the sampler, only after that lease's end. A dead worker cannot
-   release, so an earlier sign of another owner means two owners at once.
+3. No takeover while the holder lives: every instance a worker held when it was frozen by
+   SIGSTOP (alive, its lease valid) may be started on by another worker, or seen leased to
+   another owner by the sampler, only after it was SIGKILLed. (Not "after its lease's end": a
+   replacement worker on the same host releases the leases of a dead process at once, by
+   design, `Worker.release_dead_local_leases`.) A sign of another owner while the holder was
+   frozen means two owners at once.
 4. The sampler reads `instances.lease_owner` every few milliseconds with the database's clock:
    every owner seen is one of the workers started, and (3) is checked on its observations.
 5. Sends: the messages table has exactly one row per (instance, SMS step), and the sandbox
@@ -166,9 +168,11 @@ class Stream(threading.Thread):
         return self.started
 
 
-def kill_one_holding(pg_url: str, candidates: list[Worker]) -> tuple[Worker, int, dict[str, int]]:
+def kill_one_holding(
+    pg_url: str, candidates: list[Worker]
+) -> tuple[Worker, int, int, dict[str, int]]:
     """Freeze a candidate while it holds leases, read them, SIGKILL it: the victim, when its
-    leases were read (database clock, ms) and {instance: lease end}."""
+    leases were read and when it was dead (database clock, ms), and {instance: lease end}."""
     by_owner = {w.owner: w for w in candidates}
 
     def busy() -> Worker | None:
@@ -191,7 +195,11 @@ def kill_one_holding(pg_url: str, candidates: list[Worker]) -> tuple[Worker, int
         if rows:
             victim.kill9()
             assert victim.process.returncode == -signal.SIGKILL
-            return victim, rows[0][0], {instance: until for _, instance, until in rows}
+            [(killed_at,)] = db_rows(
+                pg_url, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+            )
+            held = {instance: until for _, instance, until in rows}
+            return victim, rows[0][0], killed_at, held
         os.kill(victim.pid, signal.SIGCONT)
     pytest.fail("no worker held a lease when frozen")
 
@@ -245,14 +253,14 @@ def test_four_workers_with_kills_never_run_one_instance_twice(pg_url: str, tmp_p
 
             # Kills in between: freeze and kill a busy worker, start a replacement (it joins
             # when it is up: a process takes seconds to start here), then another.
-            killed: dict[str, tuple[int, dict[str, int]]] = {}  # owner -> (read at, held)
+            killed: dict[str, tuple[int, int, dict[str, int]]] = {}  # owner -> (read, dead, held)
             killed_held: dict[str, int] = {}  # name -> how many leases it held
             replacements: list[Worker] = []
             for round_ in (1, 2):
                 time.sleep(2)
                 originals = [w for w in workers if w.owner not in killed]
-                victim, read_at, held = kill_one_holding(pg_url, originals)
-                killed[victim.owner] = (read_at, held)
+                victim, read_at, killed_at, held = kill_one_holding(pg_url, originals)
+                killed[victim.owner] = (read_at, killed_at, held)
                 killed_held[victim.name] = len(held)
                 replacements.append(procs.worker(pg_url, f"replacement-{round_}", **settings))
             for replacement in replacements:
@@ -323,24 +331,25 @@ def test_four_workers_with_kills_never_run_one_instance_twice(pg_url: str, tmp_p
             lease_holders = {owner for changes in seen.values() for _, owner in changes}
             assert lease_holders <= owners, f"unknown lease owners: {lease_holders - owners}"
 
-            # (3) A dead worker's instances were taken over only once its lease had ended.
-            for dead, (read_at, held) in killed.items():
+            # (3) A frozen worker's instances were taken over only once it was dead.
+            for dead, (read_at, killed_at, held) in killed.items():
                 for workflow, lease_end in held.items():
+                    alive_until = min(killed_at, lease_end)
                     early_steps = [
                         (at_ms, detail)
                         for _, kind, _, at_ms, detail in audit[workflow]
                         if kind == "step_started" and detail.get("worker") != dead
-                        if read_at < at_ms <= lease_end
+                        if read_at < at_ms <= alive_until
                     ]
-                    assert not early_steps, (workflow, dead, lease_end, early_steps)
+                    assert not early_steps, (workflow, dead, alive_until, early_steps)
                     # Owners seen after the frozen worker's leases were read (earlier ones
                     # held the instance before it did).
                     early_leases = [
                         (at_ms, owner)
                         for at_ms, owner in seen.get(workflow, [])
-                        if owner != dead and read_at < at_ms <= lease_end
+                        if owner != dead and read_at < at_ms <= alive_until
                     ]
-                    assert not early_leases, (workflow, dead, lease_end, early_leases)
+                    assert not early_leases, (workflow, dead, alive_until, early_leases)
 
             for child in (*(w for w in workers if w.owner not in killed), server):
                 child.check_alive()
