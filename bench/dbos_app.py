@@ -1,4 +1,4 @@
-"""The peer baseline: W1 (inbound SMS webhook → SMS reply) on DBOS Transact, SQLite system DB.
+"""The peer baseline: W1 (inbound SMS webhook → SMS reply) on DBOS Transact.
 
 Why this shape: it is what a developer would write to get relayflow's W1 guarantees from DBOS —
 a webhook receiver (FastAPI on uvicorn, like relayflow's API) that durably starts a workflow
@@ -8,12 +8,14 @@ fake 8x8 with the same body (`destination`, `text`, `clientMessageId`). DBOS rec
 workflow's start, the step's result and the end in its system database, as relayflow records
 its instance, send and completion.
 
-Two SQLite settings: `--sqlite default` is DBOS as shipped (rollback journal, synchronous=FULL);
-`--sqlite wal` gives DBOS's connections relayflow's own pragmas (journal_mode=WAL,
-synchronous=NORMAL), so the comparison is not just one of journal modes.
+The system database is SQLite or PostgreSQL, chosen by `--db`'s URL. Two SQLite settings:
+`--sqlite default` is DBOS as shipped (rollback journal, synchronous=FULL); `--sqlite wal` gives
+DBOS's connections relayflow's own pragmas (journal_mode=WAL, synchronous=NORMAL), so the
+comparison is not just one of journal modes. On PostgreSQL, DBOS runs as shipped (its default
+pool, psycopg), against the same server relayflow's PostgreSQL deployments use.
 
-Run: `python -m bench.dbos_app --db sqlite:///path --sms-url URL --api-key K --port P
-[--sqlite wal]`; prints one JSON line when it listens.
+Run: `python -m bench.dbos_app --db sqlite:///path|postgresql://... --sms-url URL --api-key K
+--port P [--sqlite wal]`; prints one JSON line when it listens.
 """
 
 from __future__ import annotations
@@ -102,13 +104,19 @@ def use_relayflow_pragmas() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", required=True, help="sqlite:///path/to/dbos.sqlite")
+    parser.add_argument(
+        "--db",
+        required=True,
+        help="DBOS's system database: sqlite:///path/to/dbos.sqlite or postgresql://.../name",
+    )
     parser.add_argument("--sms-url", required=True)
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--sqlite", choices=("default", "wal"), default="default")
+    parser.add_argument(
+        "--sqlite", choices=("default", "wal"), default="default", help="SQLite only"
+    )
     args = parser.parse_args()
-    if args.sqlite == "wal":
+    if args.sqlite == "wal" and args.db.startswith("sqlite"):
         use_relayflow_pragmas()
     _settings.update(sms_url=args.sms_url.rstrip("/"), api_key=args.api_key)
     config: DBOSConfig = {

@@ -46,6 +46,8 @@ RELAYFLOW_BENCH_ENV = {
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 DB_KINDS = ("sqlite", "pg1", "pg2")
+# DBOS's system database: SQLite as shipped, SQLite with relayflow's pragmas, local PostgreSQL.
+DBOS_VARIANTS = ("default", "wal", "postgres")
 
 
 def free_port() -> int:
@@ -363,11 +365,11 @@ class BenchDatabase:
     pg_name: str | None = None
 
     @staticmethod
-    def create(kind: str, directory: Path) -> BenchDatabase:
+    def create(kind: str, directory: Path, prefix: str = "relayflow_bench") -> BenchDatabase:
         if kind == "sqlite":
             path = directory / "relayflow.db"
             return BenchDatabase("sqlite", f"sqlite:///{path}", path=path)
-        name = f"relayflow_bench_{secrets.token_hex(4)}"
+        name = f"{prefix}_{secrets.token_hex(4)}"
         pg_fetch(PG_ADMIN_DSN, f'CREATE DATABASE "{name}"')
         return BenchDatabase("postgresql", _pg_url(name), pg_name=name)
 
@@ -589,13 +591,15 @@ def relayflow_version_info() -> dict[str, Any]:
 
 @dataclass
 class DbosDeployment:
-    """bench/dbos_app.py (DBOS Transact, SQLite system database) sending to the fake 8x8."""
+    """bench/dbos_app.py (DBOS Transact) sending to the fake 8x8; its system database is a SQLite
+    file or a PostgreSQL database of the server relayflow's pg1 / pg2 use."""
 
+    variant: str  # one of DBOS_VARIANTS
     fake: FakeServer
     url: str
     child: Child
     directory: Path
-    database: Path
+    database: BenchDatabase
 
     @property
     def sms_webhook(self) -> str:
@@ -607,11 +611,11 @@ class DbosDeployment:
         return {"dbos": self.child.pid}
 
     def database_bytes(self) -> int:
-        return sum(
-            path.stat().st_size
-            for path in self.database.parent.glob(self.database.name + "*")
-            if path.is_file()
-        )
+        """The SQLite file and its journal / -wal, or pg_database_size."""
+        path = self.database.path
+        if path is None:
+            return self.database.size_bytes()["total"]
+        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*") if p.is_file())
 
 
 def dbos_available() -> str | None:
@@ -625,14 +629,20 @@ def dbos_available() -> str | None:
 
 
 @contextmanager
-def dbos_deployment(log_root: Path, sqlite: str = "default") -> Iterator[DbosDeployment]:
-    """The DBOS app on a fresh SQLite file; `sqlite`: default (as shipped) or wal (relayflow's
-    pragmas)."""
-    directory = Path(tempfile.mkdtemp(prefix=f"dbos-{sqlite}-", dir=log_root))
-    database = directory / "dbos.sqlite"
-    fake = start_fake(directory)
+def dbos_deployment(log_root: Path, variant: str = "default") -> Iterator[DbosDeployment]:
+    """The DBOS app on a fresh system database, torn down after. `variant`: default (SQLite as
+    shipped), wal (SQLite with relayflow's pragmas) or postgres (a database created on the
+    local server for this run and dropped after, as relayflow's pg1 / pg2 get)."""
+    directory = Path(tempfile.mkdtemp(prefix=f"dbos-{variant}-", dir=log_root))
+    if variant == "postgres":
+        database = BenchDatabase.create("postgresql", directory, prefix="dbos_bench")
+    else:
+        path = directory / "dbos.sqlite"
+        database = BenchDatabase("sqlite", f"sqlite:///{path}", path=path)
+    fake: FakeServer | None = None
     child: Child | None = None
     try:
+        fake = start_fake(directory)
         port = free_port()
         child = spawn(
             "dbos",
@@ -640,11 +650,11 @@ def dbos_deployment(log_root: Path, sqlite: str = "default") -> Iterator[DbosDep
                 sys.executable,
                 "-m",
                 "bench.dbos_app",
-                f"--db=sqlite:///{database}",
+                f"--db={database.url}",
                 f"--sms-url={fake.urls['sms']}",
                 f"--api-key={EIGHT_BY_EIGHT_KEY}",
                 f"--port={port}",
-                f"--sqlite={sqlite}",
+                *([f"--sqlite={variant}"] if database.path is not None else []),
             ],
             directory,
         )
@@ -653,8 +663,13 @@ def dbos_deployment(log_root: Path, sqlite: str = "default") -> Iterator[DbosDep
             wait_for(lambda: _healthy(url), "the DBOS app to answer /healthz", 60)
         except TimeoutError:
             raise RuntimeError(f"the DBOS app did not start:\n{child.log_tail()}") from None
-        yield DbosDeployment(fake, url, child, directory, database)
+        yield DbosDeployment(variant, fake, url, child, directory, database)
     finally:
         if child is not None:
             child.stop()
-        fake.stop()
+        if fake is not None:
+            fake.stop()
+        try:
+            database.drop()
+        except Exception as error:  # never hide the run's own error behind the clean-up's
+            print(f"  ! could not drop {database.pg_name}: {error}", file=sys.stderr)

@@ -178,6 +178,11 @@ def rows(settings: dict[str, Any]) -> list[Row]:
             "W1 PostgreSQL server CPU in window, % of a core",
             lambda r: dig(r, "W1", "saturation", "window", "cpuPercent", "postgres"),
         ),
+        Row(
+            "W1 PostgreSQL server CPU ms per instance",
+            lambda r: server_cpu_ms(dig(r, "W1", "saturation")),
+            1,
+        ),
         Row("other load on the machine in W1 / W2 / W3 / W4, % of a core", other_load),
     ]
     for index, rate in enumerate(rates):
@@ -425,11 +430,35 @@ def main_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def server_cpu_ms(saturation: Any) -> float | None:
+    """PostgreSQL server CPU ms per instance of a saturation window: its share of a core / the
+    instances per second (both over the same window), so relayflow's and DBOS's compare."""
+    percent = number(dig(saturation, "window", "cpuPercent", "postgres"))
+    rate = number(dig(saturation, "throughput"))
+    return 10 * percent / rate if percent is not None and rate else None
+
+
+def server_cpu_text(saturation: Any) -> str:
+    """`, N PG server CPU ms/inst` for a run's headline, or nothing off PostgreSQL."""
+    value = server_cpu_ms(saturation)
+    return "" if value is None else f", {fmt(value, 1)} PG server CPU ms/inst"
+
+
 def baseline_table(report: dict[str, Any]) -> str:
+    """The SQLite comparison (relayflow `serve` ÷ DBOS on SQLite), then the PostgreSQL one."""
     dbos = report["results"].get("DBOS") or {}
-    relayflow = dig(report["results"], "W1", "sqlite", "saturation")
     if not dbos:
         return "_DBOS baseline not run: " + str(report.get("dbosNote") or "not selected") + "_"
+    tables = []
+    if "default" in dbos or "wal" in dbos:
+        tables.append(_sqlite_baseline(report, dbos))
+    if "postgres" in dbos:
+        tables.append(_postgres_baseline(report, dbos["postgres"]))
+    return "\n\n".join(tables)
+
+
+def _sqlite_baseline(report: dict[str, Any], dbos: dict[str, Any]) -> str:
+    relayflow = dig(report["results"], "W1", "sqlite", "saturation")
     lines = [
         "| system (W1 saturation, same generator) | instances/s | CPU ms/instance "
         "| peak RSS MB | relayflow ÷ this | goal |",
@@ -459,6 +488,39 @@ def baseline_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _postgres_baseline(report: dict[str, Any], dbos: Any) -> str:
+    """relayflow's pg1 / pg2 ÷ DBOS with its system database on the same PostgreSQL server; CPU
+    split into the application's processes and the server's (both measured the same way)."""
+    goal = GOALS["w1_pg_vs_dbos"]
+    theirs = dig(dbos, "saturation", "throughput")
+    lines = [
+        "On PostgreSQL (DBOS's system database on the server relayflow's pg1 / pg2 use):",
+        "",
+        "| system (W1 saturation, same generator) | instances/s | app CPU ms/instance "
+        "| PostgreSQL server CPU ms/instance | peak RSS MB | relayflow ÷ DBOS | goal |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for db in ("pg1", "pg2"):
+        w1 = dig(report["results"], "W1", db)
+        if not isinstance(w1, dict) or "saturation" not in w1:
+            continue
+        ratio = _relayflow_ratio(w1["saturation"], theirs)
+        lines.append(_postgres_row(f"relayflow, {DB_TITLES[db]}", w1, ratio, goal))
+    if isinstance(dbos, dict) and "saturation" in dbos:
+        lines.append(_postgres_row("DBOS 3.x, PostgreSQL system database", dbos, None, None))
+    return "\n".join(lines)
+
+
+def _postgres_row(title: str, run: dict[str, Any], ratio: float | None, goal: Goal | None) -> str:
+    saturation = run["saturation"]
+    return (
+        f"| {title} | {fmt(dig(saturation, 'throughput'))} | "
+        f"{fmt(dig(saturation, 'cpuMsPerInstance'), 1)} | {fmt(server_cpu_ms(saturation), 1)} | "
+        f"{fmt(dig(run, 'memory', 'peakRssMbMax'))} | "
+        + (f"{fmt(ratio, 2)}{verdict(goal, ratio)} | {goal.text} |" if goal else " | |")
+    )
+
+
 def _relayflow_ratio(relayflow: dict[str, Any] | None, throughput: Any) -> float | None:
     ours = number(dig(relayflow, "throughput"))
     theirs = number(throughput)
@@ -485,13 +547,20 @@ def goals_summary(report: dict[str, Any]) -> list[dict[str, Any]]:
         "w3_p99": dig(results, "W3", "sqlite", "lateMs", "p99"),
         "w4_steps": dig(results, "W4", "sqlite", "stepExecutionsPerS"),
     }
+    # relayflow on PostgreSQL vs DBOS on PostgreSQL: judged on pg1 (api + 1 worker), else pg2.
+    pg = next((db for db in ("pg1", "pg2") if dig(results, "W1", db, "saturation")), "pg1")
+    figures["w1_pg_vs_dbos"] = _relayflow_ratio(
+        dig(results, "W1", pg, "saturation"),
+        dig(results, "DBOS", "postgres", "saturation", "throughput"),
+    )
+    judged_on = {"w1_pg_vs_dbos": f"PostgreSQL ({pg})"}
     return [
         {
             "goal": goal.label,
             "target": goal.text,
             "value": figures[key],
             "met": goal.met(number(figures[key])),
-            "judgedOn": "SQLite",
+            "judgedOn": judged_on.get(key, "SQLite"),
         }
         for key, goal in GOALS.items()
     ]
@@ -561,7 +630,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         main_table(report),
         "",
-        "Peer baseline (W1 on DBOS Transact, SQLite system database):",
+        "Peer baseline (W1 on DBOS Transact; SQLite system database, then PostgreSQL):",
         "",
         baseline_table(report),
     ]

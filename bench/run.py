@@ -1,6 +1,11 @@
 """The benchmark orchestrator: `python -m bench.run [--quick | --full] [--only W1,W3]
 [--db sqlite,pg1,pg2] [--skip-dbos]`.
 
+`--db` chooses the databases for everything, the DBOS baseline included: with sqlite, DBOS runs
+on its SQLite system database (as shipped, then with relayflow's pragmas); with pg1 and/or pg2,
+DBOS runs once more with its system database on the same PostgreSQL server (one DBOS process:
+there is no api / worker split to mirror).
+
 First, unless `--only` leaves it out, the step METRICS measures in-process what the Prometheus
 metrics cost per auto-reply (bench/metrics_overhead.py; SQLite, no deployment).
 
@@ -26,6 +31,7 @@ from typing import Any
 from bench import metrics_overhead, report
 from bench.processes import (
     DB_KINDS,
+    DBOS_VARIANTS,
     RELAYFLOW_BENCH_ENV,
     ROOT,
     dbos_available,
@@ -45,6 +51,11 @@ WORKLOADS: dict[str, tuple[Callable[..., dict[str, Any]], str]] = {
     "W3": (w3.run, "w3"),
     "W4": (w4.run, "w4"),
     "W5": (w5.run, "w5"),
+}
+DBOS_LABELS = {
+    "default": "SQLite as shipped",
+    "wal": "SQLite with relayflow's pragmas",
+    "postgres": "PostgreSQL system database",
 }
 TEMPLATE = """# Benchmark results
 
@@ -67,7 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="",
         help="steps among METRICS,W1,W2,W3,W4,W5,DBOS (default: all of them)",
     )
-    parser.add_argument("--db", default="", help="sqlite,pg1,pg2 (default: all)")
+    parser.add_argument(
+        "--db",
+        default="",
+        help="sqlite,pg1,pg2 (default: all); DBOS runs on SQLite (default + wal variants) if "
+        "sqlite is chosen and on PostgreSQL (postgres variant) if pg1 or pg2 is",
+    )
     parser.add_argument("--skip-dbos", action="store_true", help="no DBOS baseline")
     parser.add_argument(
         "--set",
@@ -101,12 +117,21 @@ def selected(text: str, allowed: list[str], what: str) -> list[str]:
     return [a for a in allowed if a.upper() in {c.upper() for c in chosen}]
 
 
+def dbos_variants(dbs: list[str]) -> list[str]:
+    """The DBOS variants that match the chosen databases (see the module's docstring)."""
+    wanted = {"default", "wal"} if "sqlite" in dbs else set()
+    if any(db != "sqlite" for db in dbs):
+        wanted.add("postgres")
+    return [variant for variant in DBOS_VARIANTS if variant in wanted]
+
+
 def headline(name: str, db: str, result: dict[str, Any]) -> str:
     """One line per finished run, so a long run shows progress."""
     pick = {
         "W1": lambda r: (
             f"{report.fmt(report.dig(r, 'saturation', 'throughput'))} inst/s, "
             f"{report.fmt(report.dig(r, 'saturation', 'cpuMsPerInstance'), 1)} CPU ms/inst"
+            + report.server_cpu_text(report.dig(r, "saturation"))
         ),
         "W2": lambda r: (
             f"{report.fmt(report.dig(r, 'subscribed'))} waiting, reply p99 "
@@ -119,7 +144,11 @@ def headline(name: str, db: str, result: dict[str, Any]) -> str:
             f"{report.fmt(report.dig(r, 'outage', 'duringOutage', 'requests'))} requests during "
             f"it, drain {report.fmt(report.dig(r, 'outage', 'drainS'), 1)} s"
         ),
-        "DBOS": lambda r: f"{report.fmt(report.dig(r, 'saturation', 'throughput'))} inst/s",
+        "DBOS": lambda r: (
+            f"{report.fmt(report.dig(r, 'saturation', 'throughput'))} inst/s, "
+            f"{report.fmt(report.dig(r, 'saturation', 'cpuMsPerInstance'), 1)} CPU ms/inst"
+            + report.server_cpu_text(report.dig(r, "saturation"))
+        ),
         "METRICS": metrics_overhead.headline,
     }
     return f"  {name} {db}: " + pick[name](result)
@@ -134,7 +163,9 @@ def run_all(args: argparse.Namespace, settings: BenchSettings, stamp: str) -> di
     errors: dict[str, str] = {}
     notes: dict[str, str] = {}
     if any(db != "sqlite" for db in dbs) and pg_version() is None:
-        notes["postgresql"] = "no PostgreSQL server on 127.0.0.1:5432: pg1/pg2 skipped"
+        notes["postgresql"] = (
+            "no PostgreSQL server on 127.0.0.1:5432: pg1/pg2 and DBOS on PostgreSQL skipped"
+        )
         dbs = [db for db in dbs if db == "sqlite"]
         print(f"! {notes['postgresql']}", file=sys.stderr)
     if "METRICS" in workloads:  # in-process, no deployment: SQLite only
@@ -177,8 +208,8 @@ def run_all(args: argparse.Namespace, settings: BenchSettings, stamp: str) -> di
         )
         print(f"! {notes['dbos']}", file=sys.stderr)
     else:
-        for variant in ("default", "wal"):
-            print(f"> DBOS baseline ({variant} SQLite settings) ...", flush=True)
+        for variant in dbos_variants(dbs):
+            print(f"> DBOS baseline ({DBOS_LABELS[variant]}) ...", flush=True)
             started = time.time()
             try:
                 with dbos_deployment(log_root, variant) as dbos_target:

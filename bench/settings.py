@@ -184,6 +184,9 @@ GOALS = {
     "w1_throughput": Goal("w1_throughput", "W1 throughput on SQLite", 1000, True, "inst/s"),
     "w1_p99_at_500": Goal("w1_p99_at_500", "W1 p99 latency at 500/s offered", 50, False, "ms"),
     "w1_vs_dbos": Goal("w1_vs_dbos", "W1 relayflow / DBOS throughput", 3, True, "×"),
+    "w1_pg_vs_dbos": Goal(
+        "w1_pg_vs_dbos", "W1 on PostgreSQL relayflow / DBOS on the same server", 3, True, "×"
+    ),
     "w2_rss": Goal("w2_rss", "W2 peak RSS with all instances waiting", 300, False, "MB"),
     "w2_p99": Goal("w2_p99", "W2 reply → answer p99", 50, False, "ms"),
     "w3_p99": Goal("w3_p99", "W3 timer lateness p99", 200, False, "ms"),
