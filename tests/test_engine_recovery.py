@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from relayflow.api.context import AppContext
 from relayflow.engine.runner import successor_id
-from relayflow.store import sprints as sprint_store
 from tests.support.flows import Flow
 
 
@@ -34,7 +33,8 @@ async def test_rerun_after_a_lost_write_does_not_send_twice(
         [sms("a", "first", "b"), sms("b", "second", "c"), sms("c", "third")], trigger="http_request"
     )
     await flow.call("POST", "/triggers/http_request", json={})
-    real_save = sprint_store.save_state
+    hot_path = context.worker.hot_path
+    real_save = hot_path.save
     failed: list[bool] = []
 
     async def save_failing_once(*args: Any, **kwargs: Any) -> bool:
@@ -43,7 +43,7 @@ async def test_rerun_after_a_lost_write_does_not_send_twice(
             raise ConnectionError("connection lost (simulated database restart)")
         return await real_save(*args, **kwargs)
 
-    monkeypatch.setattr(sprint_store, "save_state", save_failing_once)
+    monkeypatch.setattr(hot_path, "save", save_failing_once)
     await context.worker.run_once()  # the sprint sends all three, then its write fails
     assert failed
     assert len(await flow.outbox()) == 3

@@ -92,6 +92,9 @@ class InstanceState:
     next_seq: int
     worker: str | None = None  # who runs this sprint: recorded in step events (audit)
     trace_parent: str | None = None  # the W3C traceparent its sprints continue (tracing)
+    # The store's token for the instance row as last read or written (PostgreSQL: its xmin);
+    # a save that finds another one knows someone else wrote the row meanwhile.
+    row_version: int | None = None
     subscribe: list[tuple[str, str]] = field(default_factory=list)  # (pointer id, event key)
     unsubscribe: set[str] = field(default_factory=set)  # pointer ids
     errors: list[tuple[str, str, int]] = field(default_factory=list)  # (step, message, at)

@@ -30,8 +30,8 @@ from relayflow.engine.runner import Runner
 from relayflow.instance_state import InstanceState, InstanceStatus
 from relayflow.store import definitions as definition_store
 from relayflow.store import leases as lease_store
-from relayflow.store import sprints as sprint_store
 from relayflow.store.database import Database
+from relayflow.store.hotpath import HotPath, hot_path_for
 from relayflow.store.sprints import LeaseLost
 from relayflow.telemetry import metrics, tracing
 
@@ -121,8 +121,11 @@ class Worker:
         clock: Clock,
         settings: WorkerSettings | None = None,
         owner: str | None = None,
+        hot_path: HotPath | None = None,
     ) -> None:
         self._db = db
+        # Claims, loads and saves: the database's own implementation (store/hotpath.py).
+        self.hot_path = hot_path or hot_path_for(db)
         self._runner = runner
         self._clock = clock
         self._settings = settings or WorkerSettings()
@@ -155,12 +158,14 @@ class Worker:
         self._heartbeat = time.monotonic()
         released = await self._release_held()
         now = self._clock.now_ms()
-        async with self._db.transaction() as conn:
-            claimed = await lease_store.claim_due(
-                conn, self.owner, now, self._settings.lease_ms, self._settings.batch_size
-            )
+        claimed = await self.hot_path.claim(
+            self.owner, now, self._settings.lease_ms, self._settings.batch_size
+        )
         if claimed:
-            await asyncio.gather(*(self._guarded(instance_id) for instance_id in claimed))
+            loaded = await self.hot_path.load(claimed, self.owner, self._clock.now_ms())
+            await asyncio.gather(
+                *(self._guarded(instance_id, loaded.get(instance_id)) for instance_id in claimed)
+            )
         return len(claimed) + released
 
     async def _release_held(self) -> int:
@@ -309,13 +314,15 @@ class Worker:
         wait_s = (due - self._clock.now_ms()) / 1000
         return min(max(wait_s, MIN_IDLE_S), self._settings.poll_interval_s)
 
-    async def _guarded(self, instance_id: str) -> None:
+    async def _guarded(self, instance_id: str, state: InstanceState | None) -> None:
         async with self._limit:
             if self.stopping:
                 return  # claimed but not started: `_shut_down` releases its lease
             self._running.add(instance_id)
             try:
-                await self.process(instance_id)
+                if state is None:  # terminated or taken over since the claim
+                    raise LeaseLost(instance_id)
+                await self.process(state)
             except LeaseLost:
                 log.info("lease_lost", instance=instance_id, owner=self.owner)
             except Exception:
@@ -325,18 +332,8 @@ class Worker:
                 self._running.discard(instance_id)
                 self._heartbeat = time.monotonic()
 
-    async def process(self, instance_id: str) -> None:
-        now = self._clock.now_ms()
-        async with self._db.read() as conn:
-            loaded = await sprint_store.load_state(
-                conn, instance_id, self.owner, now, read_only=True
-            )
-        if loaded is None:  # a wait timed out: its subscription must go, in a transaction
-            async with self._db.transaction() as conn:
-                loaded = await sprint_store.load_state(conn, instance_id, self.owner, now)
-        if loaded is None:  # a writable load always gives the state
-            raise RuntimeError(f"instance {instance_id} could not be loaded")
-        state = loaded
+    async def process(self, state: InstanceState) -> None:
+        """Run one sprint of a claimed and loaded instance, saving at its checkpoints."""
         state.worker = self.owner
         plan = await self._plans.get(state.account_id, state.definition_id, state.version)
         # The sprint continues the trace of the request that started the instance.
@@ -355,15 +352,9 @@ class Worker:
 
     async def _save(self, state: InstanceState, *, release: bool) -> bool:
         now = self._clock.now_ms()
-        async with self._db.transaction() as conn:
-            delivered = await sprint_store.save_state(
-                conn,
-                state,
-                self.owner,
-                now,
-                lease_until_ms=now + self._settings.lease_ms,
-                release=release,
-            )
+        delivered = await self.hot_path.save(
+            state, self.owner, now, lease_until_ms=now + self._settings.lease_ms, release=release
+        )
         count_ended(state)  # counted once committed: a save that fails is run again
         state.clear_changes()
         return delivered

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
 from sqlalchemy.exc import OperationalError
@@ -143,6 +144,10 @@ class Database:
         self._group: _CommitGroup | None = None
         self._flushes: set[asyncio.Task[None]] = set()
         self._postgres: AsyncEngine | None = None
+        self._pool: asyncpg.Pool | None = None  # the hot path's (store/postgres_hotpath.py)
+        self._pool_opening: asyncio.Lock | None = None
+        self._pool_size = pool_size
+        self.pool_timeout_s = pool_timeout_s
         self._compiled = CompiledStatements(enabled=not echo)  # echo logs only what SQLAlchemy runs
         if self.dialect == "sqlite":
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +171,32 @@ class Database:
                 pool_timeout=pool_timeout_s,
                 pool_pre_ping=True,
             )
+
+    async def asyncpg_pool(self) -> asyncpg.Pool:
+        """PostgreSQL only: asyncpg's own pool, for the engine's hot path (store/hotpath.py).
+
+        Opened on first use, so processes that never run the engine (`relayflow api`) hold no
+        extra connections. No check on checkout (SQLAlchemy's `pool_pre_ping` costs a round trip
+        per unit): asyncpg replaces a connection the server has closed when it is acquired,
+        and a connection lost in use fails that operation, which the engine runs again.
+        """
+        if self._postgres is None:
+            raise TypeError("not a PostgreSQL database")
+        if self._pool is not None:
+            return self._pool
+        if self._pool_opening is None:
+            self._pool_opening = asyncio.Lock()
+        async with self._pool_opening:
+            if self._pool is None:
+                dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+                self._pool = await asyncpg.create_pool(
+                    dsn,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    max_inactive_connection_lifetime=300,
+                    server_settings={"application_name": "relayflow-engine"},
+                )
+        return self._pool
 
     @property
     def compiled_statements(self) -> CompiledStatements:
@@ -298,6 +329,9 @@ class Database:
                 upgrade_to_head(writer)
 
     async def dispose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         if self._postgres is not None:
             await self._postgres.dispose()
         if self._flushes:  # units waiting for their COMMIT get it before the writer closes

@@ -7,6 +7,7 @@ transaction rolls everything back.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -203,6 +204,30 @@ def _pointer_values(pointer: PointerState) -> dict[str, Any]:
     }
 
 
+async def hand_over(
+    state: InstanceState, take: Callable[[str], Awaitable[str | None]], now_ms: int
+) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """Decide the sprint's new waits: a wait whose event is already there (a held message, a
+    parked callback; `take(key)` removes and returns its JSON) gets it now, the others
+    subscribe. Returns the (pointer id, key) pairs to subscribe, and the event JSON handed to
+    each wait that got one, by pointer id. Shared by both databases' saves: one rule."""
+    subscribing: list[tuple[str, str]] = []
+    handed: dict[str, str] = {}
+    for pointer_id, key in state.subscribe:
+        pointer = state.pointers[pointer_id]
+        if pointer.status != PointerStatus.WAITING_FOR_EVENT:
+            continue  # cancelled later in the same sprint
+        found = await take(key)
+        if found is None:
+            subscribing.append((pointer_id, key))
+            continue
+        pointer.has_event, pointer.event = True, orjson.loads(found)
+        if key.startswith(REPLY_KEY_PREFIX):  # as when the router delivers a reply
+            state.record(AuditEvent.REPLY_RECEIVED, pointer.step_id, now_ms)
+        handed[pointer_id] = found
+    return subscribing, handed
+
+
 async def save_state(
     conn: AsyncConnection,
     state: InstanceState,
@@ -254,26 +279,20 @@ async def save_state(
         await conn.execute(
             delete(subscriptions).where(subscriptions.c.pointer_id.in_(state.unsubscribe))
         )
-    delivered = False
-    for pointer_id, key in state.subscribe:
-        if state.pointers[pointer_id].status != PointerStatus.WAITING_FOR_EVENT:
-            continue  # cancelled later in the same sprint
+
+    async def take(key: str) -> str | None:
         # A reply wait may find a message held for its definition (store/held.py), a DTMF wait
         # a parked callback: one lookup each, never both (only DTMF callbacks are parked).
         if key.startswith(REPLY_KEY_PREFIX):
-            parked = await take_held(conn, state.account_id, key, state.definition_id)
-        else:
-            parked = await take_parked(conn, state.account_id, key, now_ms)
-        if parked is not None:
-            await conn.execute(
-                update(pointers).where(pointers.c.id == pointer_id).values(event_json=parked)
-            )
-            pointer = state.pointers[pointer_id]
-            pointer.has_event, pointer.event = True, orjson.loads(parked)
-            if key.startswith(REPLY_KEY_PREFIX):  # as when the router delivers a reply
-                state.record(AuditEvent.REPLY_RECEIVED, pointer.step_id, now_ms)
-            delivered = True
-            continue
+            return await take_held(conn, state.account_id, key, state.definition_id)
+        return await take_parked(conn, state.account_id, key, now_ms)
+
+    subscribing, handed = await hand_over(state, take, now_ms)
+    for pointer_id, event_json in handed.items():
+        await conn.execute(
+            update(pointers).where(pointers.c.id == pointer_id).values(event_json=event_json)
+        )
+    for pointer_id, key in subscribing:
         await conn.execute(
             SUBSCRIBE,
             {
@@ -284,6 +303,7 @@ async def save_state(
                 "created_at_ms": now_ms,
             },
         )
+    delivered = bool(handed)
     if state.errors:
         await conn.execute(
             insert(workflow_errors),
