@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
 
+from relayflow.api.app import create_app
 from relayflow.api.context import AppContext
+from relayflow.clock import ManualClock
 from relayflow.config import Settings
 from relayflow.store.database import Database
 from relayflow.store.migrations import head_revision
@@ -22,15 +26,35 @@ from tests.support.flows import Flow
 from tests.support.processes import Processes, free_port, wait_for
 
 
-async def readiness(client: httpx.AsyncClient) -> tuple[int, dict[str, object]]:
+async def readiness(client: httpx.AsyncClient) -> tuple[int, dict[str, Any]]:
+    """`/readyz`'s status code and JSON body."""
     response = await client.get("/readyz")
     return response.status_code, response.json()
+
+
+@asynccontextmanager
+async def schema_at(db: Database, revision: str) -> AsyncIterator[None]:
+    """The database claims to be at `revision` inside the block; back at head after, so the
+    next test finds the schema it expects."""
+    set_version = text("UPDATE alembic_version SET version_num = :revision")
+    async with db.transaction() as conn:
+        await conn.execute(set_version, {"revision": revision})
+    try:
+        yield
+    finally:
+        async with db.transaction() as conn:
+            await conn.execute(set_version, {"revision": head_revision()})
+
+
+async def a_loop_that_runs() -> None:
+    """Stands for the worker loop's task: alive until cancelled."""
+    await asyncio.Event().wait()
 
 
 @pytest.fixture
 async def engine_running(context: AppContext) -> AsyncIterator[None]:
     """This process "runs the engine": a live task stands for the worker loop."""
-    task = asyncio.create_task(asyncio.Event().wait())
+    task = asyncio.create_task(a_loop_that_runs())
     context.engine_task = task
     yield
     task.cancel()
@@ -48,17 +72,10 @@ async def test_a_schema_behind_the_code_is_not_ready(
     client: httpx.AsyncClient, context: AppContext
 ) -> None:
     head = head_revision()
-    async with context.db.transaction() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    try:
+    async with schema_at(context.db, "0001"):
         status, body = await readiness(client)
-    finally:
-        async with context.db.transaction() as conn:
-            await conn.execute(
-                text("UPDATE alembic_version SET version_num = :head"), {"head": head}
-            )
     assert status == 503
-    assert body["checks"]["schema"] == f"at 0001, expected {head}"  # type: ignore[index]
+    assert body["checks"]["schema"] == f"at 0001, expected {head}"
     assert "relayflow db upgrade" in str(body["reasons"])
 
 
@@ -67,17 +84,10 @@ async def test_a_schema_a_newer_release_migrated_stays_ready(
 ) -> None:
     """A rolling upgrade: `db upgrade` of the next release ran, this older process carries on."""
     head = head_revision()
-    async with context.db.transaction() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
-    try:
+    async with schema_at(context.db, "9999"):
         status, body = await readiness(client)
-    finally:
-        async with context.db.transaction() as conn:
-            await conn.execute(
-                text("UPDATE alembic_version SET version_num = :head"), {"head": head}
-            )
     assert status == 200, body
-    assert body["checks"]["schema"] == f"at 9999, newer than this release ({head})"  # type: ignore[index]
+    assert body["checks"]["schema"] == f"at 9999, newer than this release ({head})"
 
 
 @pytest.mark.usefixtures("engine_running")
@@ -94,7 +104,7 @@ async def test_an_engine_that_keeps_up_is_ready_and_one_behind_is_not(flow: Flow
     flow.clock.advance(5000 + 60_000)  # the timer has been due for a minute; nobody ran it
     status, body = await readiness(flow.client)
     assert status == 503
-    assert body["checks"]["worker"] == "behind"  # type: ignore[index]
+    assert body["checks"]["worker"] == "behind"
     assert "waited 60 s" in str(body["reasons"])
 
     await flow.run()  # the worker catches up
@@ -111,7 +121,42 @@ async def test_an_engine_whose_loop_ended_is_not_ready(
     await context.engine_task
     status, body = await readiness(client)
     assert status == 503
-    assert body["checks"]["worker"] == "stopped"  # type: ignore[index]
+    assert body["checks"]["worker"] == "stopped"
+
+
+STALL_AFTER_S = 1.0  # the allowed lag in the stalled test: short, so it waits 1 s, not 30
+
+
+async def test_an_engine_whose_loop_does_not_come_round_is_stalled(
+    database_url: str, db: Database, clock: ManualClock
+) -> None:
+    """The loop's task is alive but the loop has not come round (nor a sprint ended) for longer
+    than the allowed lag: a stuck loop is not ready, though no due work waits."""
+    settings = Settings(database_url=database_url, ready_max_lag_seconds=STALL_AFTER_S)
+    runtime = AppContext(settings=settings, db=db, clock=clock)
+    runtime.engine_task = asyncio.create_task(a_loop_that_runs())
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    try:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://relayflow.test"
+        ) as client:
+            await runtime.worker.run_once()  # the loop comes round: its heartbeat is fresh
+            status, body = await readiness(client)
+            assert status == 200, body
+
+            await asyncio.sleep(STALL_AFTER_S + 0.3)  # then it does not, for longer than allowed
+            status, body = await readiness(client)
+            assert status == 503, body
+            assert body["checks"]["worker"] == "stalled"
+            assert "the worker loop has not come round for" in str(body["reasons"])
+
+            await runtime.worker.run_once()  # it comes round again
+            status, body = await readiness(client)
+            assert status == 200, body
+    finally:
+        runtime.engine_task.cancel()
+        runtime.evaluator.close()
+        await runtime.http.close()
 
 
 async def test_a_database_that_does_not_answer_is_not_ready(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ their stderr when a test fails. One place, so every suite starts processes the s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -10,12 +11,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
 import pytest
 
@@ -42,9 +46,10 @@ def child_env(**settings: str) -> dict[str, str]:
 
 
 def wait_for(
-    check: Callable[[], T], what: str, deadline_s: float = 30.0, interval_s: float = 0.05
+    check: Callable[[], T | None], what: str, deadline_s: float = 30.0, interval_s: float = 0.05
 ) -> T:
-    """Poll `check` until it returns something truthy; fail after `deadline_s`."""
+    """Poll `check` until it returns something truthy, and return that (never None, so a
+    check may answer "not yet" with None); fail after `deadline_s`."""
     deadline = time.monotonic() + deadline_s
     while True:
         result = check()
@@ -227,6 +232,64 @@ class Processes:
                 lines = child.stderr.splitlines()
                 print(f"\n----- {child.name} (pid {child.pid}) stderr, last 150 lines -----")
                 print("\n".join(lines[-150:]))
+
+
+# --------------------------------------------------------------------------------------------
+# Watching the workers' leases from outside
+
+
+class LeaseSampler(threading.Thread):
+    """Every change of an instance's lease owner (`instances.lease_owner`, PostgreSQL), with the
+    database clock when it was seen. Sampled every few milliseconds from a thread of its own,
+    so the test thread can kill workers meanwhile; `finish()` re-raises what went wrong."""
+
+    def __init__(self, db_url: str) -> None:
+        super().__init__(daemon=True)
+        self.db_url = db_url
+        self.owner_now: dict[str, str] = {}
+        self.seen: dict[str, list[tuple[int, str]]] = defaultdict(list)  # id -> [(ms, owner)]
+        self.samples = 0
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self.sample())
+        except BaseException as error:  # reported by the test thread
+            self.error = error
+
+    async def sample(self) -> None:
+        conn = await asyncpg.connect(self.db_url, timeout=10)
+        try:
+            while not self.stop.is_set():
+                rows = await conn.fetch(
+                    "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms, "
+                    "id, lease_owner FROM instances WHERE lease_owner IS NOT NULL"
+                )
+                self.samples += 1
+                for row in rows:
+                    if self.owner_now.get(row["id"]) != row["lease_owner"]:
+                        self.owner_now[row["id"]] = row["lease_owner"]
+                        self.seen[row["id"]].append((row["now_ms"], row["lease_owner"]))
+                await asyncio.sleep(0.005)
+        finally:
+            await conn.close()
+
+    def finish(self) -> dict[str, list[tuple[int, str]]]:
+        """Stop sampling; every instance's owners in the order seen, as {id: [(ms, owner)]}."""
+        self.stop.set()
+        self.join(timeout=10)
+        if self.error:
+            raise self.error
+        return self.seen
+
+    def by_owner(self) -> dict[str, set[str]]:
+        """Which instances each owner was seen holding (after `finish()`)."""
+        held: dict[str, set[str]] = defaultdict(set)
+        for instance, changes in self.seen.items():
+            for _, owner in changes:
+                held[owner].add(instance)
+        return dict(held)
 
 
 # --------------------------------------------------------------------------------------------

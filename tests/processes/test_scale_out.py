@@ -27,24 +27,28 @@ threshold anywhere (only clock comparisons on one machine's clock):
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.support.databases import db_rows, fresh_pg_database, step_logs
+from tests.support.databases import db_rows, step_logs
 from tests.support.definitions import definition
 from tests.support.process_api import Api, all_complete
-from tests.support.processes import LEASE_SECONDS, Processes, Worker, create_account, wait_for
+from tests.support.processes import (
+    LEASE_SECONDS,
+    LeaseSampler,
+    Processes,
+    Worker,
+    create_account,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -86,56 +90,8 @@ FLOW = definition(
 )
 
 
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield from fresh_pg_database(request, "relayflow_scale_out")
-
-
 def phone_of(n: int) -> str:
     return f"+6595{n:06d}"
-
-
-class LeaseSampler(threading.Thread):
-    """Every change of an instance's lease owner, with the database clock when it was seen."""
-
-    def __init__(self, db_url: str) -> None:
-        super().__init__(daemon=True)
-        self.db_url = db_url
-        self.owner_now: dict[str, str] = {}
-        self.seen: dict[str, list[tuple[int, str]]] = defaultdict(list)  # id -> [(ms, owner)]
-        self.samples = 0
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self.sample())
-        except BaseException as error:  # reported by the test thread
-            self.error = error
-
-    async def sample(self) -> None:
-        conn = await asyncpg.connect(self.db_url, timeout=10)
-        try:
-            while not self.stop.is_set():
-                rows = await conn.fetch(
-                    "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms, "
-                    "id, lease_owner FROM instances WHERE lease_owner IS NOT NULL"
-                )
-                self.samples += 1
-                for row in rows:
-                    if self.owner_now.get(row["id"]) != row["lease_owner"]:
-                        self.owner_now[row["id"]] = row["lease_owner"]
-                        self.seen[row["id"]].append((row["now_ms"], row["lease_owner"]))
-                await asyncio.sleep(0.005)
-        finally:
-            await conn.close()
-
-    def finish(self) -> dict[str, list[tuple[int, str]]]:
-        self.stop.set()
-        self.join(timeout=10)
-        if self.error:
-            raise self.error
-        return self.seen
 
 
 class Stream(threading.Thread):
@@ -316,9 +272,9 @@ def test_four_workers_with_kills_never_run_one_instance_twice(pg_url: str, tmp_p
                 assert starts == completions == Counter(["nap", *SMS_STEPS]), (workflow, events)
                 # (2) No two workers' step executions overlap in time.
                 intervals = step_intervals(events)
-                for worker, *_ in intervals:
-                    assert worker in owners, f"{workflow}: a step started by {worker}"
-                    workers_of[worker].add(workflow)
+                for step_owner, *_ in intervals:
+                    assert step_owner in owners, f"{workflow}: a step started by {step_owner}"
+                    workers_of[step_owner].add(workflow)
                 for a_worker, a_step, a_start, a_end in intervals:
                     for b_worker, b_step, b_start, b_end in intervals:
                         if a_worker != b_worker:

@@ -9,23 +9,21 @@ names the worker that ran a step), so which worker ran what is observed by sampl
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from tests.support.databases import db_rows, fresh_pg_database, step_logs
+from tests.support.databases import db_rows, step_logs
 from tests.support.definitions import definition
 from tests.support.process_api import Api, all_complete
 from tests.support.processes import (
+    LEASE_SECONDS,
+    LeaseSampler,
     Processes,
     Server,
     Worker,
@@ -36,7 +34,6 @@ from tests.support.processes import (
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 INSTANCES = 200
-LEASE_SECONDS = "3"
 
 NOTIFY = definition(
     "notify",
@@ -54,48 +51,6 @@ NOTIFY = definition(
         },
     ],
 )
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield from fresh_pg_database(request, "relayflow_workers")
-
-
-class LeaseSampler(threading.Thread):
-    """Which worker holds which instance, sampled every few milliseconds."""
-
-    def __init__(self, db_url: str) -> None:
-        super().__init__(daemon=True)
-        self.db_url = db_url
-        self.seen: dict[str, set[str]] = {}  # owner -> instance ids
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            asyncio.run(self.sample())
-        except BaseException as error:  # reported by the test thread
-            self.error = error
-
-    async def sample(self) -> None:
-        conn = await asyncpg.connect(self.db_url, timeout=10)
-        try:
-            while not self.stop.is_set():
-                rows = await conn.fetch(
-                    "SELECT id, lease_owner FROM instances WHERE lease_owner IS NOT NULL"
-                )
-                for row in rows:
-                    self.seen.setdefault(row["lease_owner"], set()).add(row["id"])
-                await asyncio.sleep(0.005)
-        finally:
-            await conn.close()
-
-    def finish(self) -> dict[str, set[str]]:
-        self.stop.set()
-        self.join(timeout=10)
-        if self.error:
-            raise self.error
-        return self.seen
 
 
 def start_cluster(
@@ -153,7 +108,8 @@ def test_two_workers_share_the_work(pg_url: str, tmp_path: Path) -> None:
                 deadline_s=60,
                 interval_s=0.2,
             )
-            seen = sampler.finish()
+            sampler.finish()
+            leased = sampler.by_owner()  # owner -> the instances it held
 
             listed = api.instances(definition_id)
             assert {i["workflowId"] for i in listed} == set(started)
@@ -170,8 +126,8 @@ def test_two_workers_share_the_work(pg_url: str, tmp_path: Path) -> None:
                 child.check_alive()
                 assert child.error_logs() == [], child.name
             owners = {w.owner for w in workers}
-            assert set(seen) <= owners, f"leases held by unknown owners: {set(seen) - owners}"
-            share = {w.name: len(seen.get(w.owner, set())) for w in workers}
+            assert set(leased) <= owners, f"leases held by unknown owners: {set(leased) - owners}"
+            share = {w.name: len(leased.get(w.owner, set())) for w in workers}
             print(
                 f"\ntwo workers: instances seen leased per worker {share}, "
                 f"{time.monotonic() - started_at:.1f} s"
@@ -202,7 +158,7 @@ def test_a_killed_worker_leases_are_taken_over(pg_url: str, tmp_path: Path) -> N
                     "SELECT (SELECT count(*) FROM messages), "
                     f"(SELECT count(*) FROM instances WHERE lease_owner = '{victim.owner}')",
                 )
-                return sent > 0 and held > 0
+                return bool(sent > 0 and held > 0)
 
             # Between looking and freezing the victim may finish its batch and release every
             # lease; then let it go on and look again.

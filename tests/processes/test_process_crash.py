@@ -177,8 +177,8 @@ def test_sigkill_while_instances_sleep_and_wait(crash_db_url: str, tmp_path: Pat
             for number, workflow in surveys.items():
                 instance = api.instance(survey_def, workflow)
                 logs = [(log["stepName"], log["status"]) for log in instance["logs"]]
-                answer = answers.get(workflow)
-                if answer is None:
+                replied = answers.get(workflow)
+                if replied is None:
                     assert logs == [
                         ("ask", "Complete"),
                         ("wait", "Cancelled"),
@@ -186,15 +186,15 @@ def test_sigkill_while_instances_sleep_and_wait(crash_db_url: str, tmp_path: Pat
                     ], (workflow, logs)
                     final = "We missed your answer."
                 else:
-                    branch = "happy" if answer == "5" else "sorry"
+                    branch = "happy" if replied == "5" else "sorry"
                     assert logs == [
                         ("ask", "Complete"),
                         ("wait", "Complete"),
                         ("check", "Complete"),
                         (branch, "Complete"),
                     ], (workflow, logs)
-                    assert instance["data"]["answer"] == answer
-                    final = "Great, thanks for the 5!" if answer == "5" else "Sorry to hear that."
+                    assert instance["data"]["answer"] == replied
+                    final = "Great, thanks for the 5!" if replied == "5" else "Sorry to hear that."
                 expected_sent[workflow] = [(number, ASK), (number, final)]
 
             sent = api.sent_by_instance()
@@ -295,10 +295,11 @@ def test_repeated_sigkill_during_a_stream_of_inbound_messages(
             stream.start()
             kill_points = sorted(chance.sample(range(3, MESSAGES - 3), KILLS))
             for kill, point in enumerate(kill_points, start=1):
-                wait_for(
-                    lambda point=point: stream.error or len(stream.accepted) >= point,
-                    f"{point} accepted messages",
-                )
+
+                def reached(point: int = point) -> bool:
+                    return stream.error is not None or len(stream.accepted) >= point
+
+                wait_for(reached, f"{point} accepted messages")
                 if stream.error:
                     break
                 time.sleep(chance.uniform(0, 0.06))  # somewhere inside a request or a sprint

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from fake8x8.client import Fake8x8
-from tests.support.databases import db_rows, fresh_pg_database
+from tests.support.databases import db_rows
 from tests.support.definitions import definition
 from tests.support.process_api import Api
 from tests.support.processes import (
@@ -94,11 +94,6 @@ FLOW = definition(
         },
     ],
 )
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    yield from fresh_pg_database(request, "relayflow_rolling")
 
 
 @pytest.fixture

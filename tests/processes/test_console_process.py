@@ -20,7 +20,7 @@ import pytest
 from tests.support.processes import Processes
 
 pytestmark = pytest.mark.slow
-SURVEY = Path(__file__).parents[1] / "src/relayflow/console/static/gallery/survey.json"
+SURVEY = Path(__file__).parents[2] / "src/relayflow/console/static/gallery/survey.json"
 
 
 def test_sigterm_ends_open_live_streams_at_once(tmp_path: Path) -> None:

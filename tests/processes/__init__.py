@@ -1,0 +1,1 @@
+"""Slow process-level suites: real relayflow processes, SIGKILLed and SIGTERMed."""
