@@ -17,6 +17,7 @@ from relayflow.channels.base import SendContext
 from relayflow.ids import new_uuid
 from relayflow.store import messages as message_store
 from relayflow.store.database import Database
+from relayflow.store.hotpath import hot_path_for
 from relayflow.store.messages import Attempt, MessageRow
 
 
@@ -34,32 +35,27 @@ class RecordedSends:
     """Records one provider's sends in `messages`, keyed by the step execution."""
 
     def __init__(self, db: Database, provider: str) -> None:
-        self._db = db
+        self._store = hot_path_for(db)  # the database's own implementation (store/hotpath.py)
         self._provider = provider
 
     async def attempt(self, ctx: SendContext, send: OutboundSend) -> Attempt:
         """Record the send as `sending` before it is made; `answer` is set when it was made."""
-        async with self._db.transaction() as conn:
-            return await message_store.record_attempt(
-                conn, self._row(ctx, send, new_uuid(), None, message_store.SENDING)
-            )
+        return await self._store.record_attempt(
+            self._row(ctx, send, new_uuid(), None, message_store.SENDING)
+        )
 
     async def answer(
         self, attempt: Attempt, umid: str | None, answer: dict[str, Any], status: str
     ) -> None:
         """Record the provider's answer to an attempt (its umid becomes the row's id)."""
-        async with self._db.transaction() as conn:
-            await message_store.record_answer(conn, attempt.row_id, umid, answer, status)
+        await self._store.record_answer(attempt.row_id, umid, answer, status)
 
     async def answered(
         self, ctx: SendContext, send: OutboundSend, answer: dict[str, Any], status: str
     ) -> dict[str, Any]:
         """Record a send with its answer in one transaction; a re-run gets the first answer."""
         row_id = answer.get("umid") or new_uuid()
-        async with self._db.transaction() as conn:
-            return await message_store.record_answered_send(
-                conn, self._row(ctx, send, row_id, answer, status)
-            )
+        return await self._store.record_answered_send(self._row(ctx, send, row_id, answer, status))
 
     def _row(
         self,

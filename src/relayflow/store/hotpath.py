@@ -1,7 +1,8 @@
 """The engine's hot path through the store: one narrow interface, one implementation per database.
 
 A worker round is: claim due instances, load them as a batch, and save each sprint (at its
-checkpoints and at its end). These three operations are most of the database work an instance
+checkpoints and at its end); a step that sends records the send before the call and the answer
+after it (channels/recorded.py). These operations are most of the database work an instance
 costs, so each database gets the implementation that is cheapest on it:
 
 - SQLite (`SqliteHotPath`): the inline connection and its direct statements (store/database.py,
@@ -17,12 +18,14 @@ pointers as they are after the save, so a reply delivered during a sprint is nev
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from relayflow.instance_state import InstanceState
 from relayflow.store import leases as lease_store
+from relayflow.store import messages as message_store
 from relayflow.store import sprints as sprint_store
 from relayflow.store.database import Database
+from relayflow.store.messages import Attempt, MessageRow
 
 
 class HotPath(Protocol):
@@ -40,6 +43,18 @@ class HotPath(Protocol):
     ) -> bool:
         """Write the sprint's changes in one transaction (see `store.sprints.save_state`):
         True when a held or parked event was handed to a new wait (run the sprint on)."""
+
+    async def record_attempt(self, message: MessageRow) -> Attempt:
+        """Record a send before it is made (`store.messages.record_attempt`)."""
+
+    async def record_answer(
+        self, row_id: str, umid: str | None, answer: dict[str, Any], status: str
+    ) -> None:
+        """Record the provider's answer to an attempt (`store.messages.record_answer`)."""
+
+    async def record_answered_send(self, message: MessageRow) -> dict[str, Any]:
+        """Record a send with its answer, or return the answer recorded first
+        (`store.messages.record_answered_send`)."""
 
 
 class SqliteHotPath:
@@ -87,6 +102,20 @@ class SqliteHotPath:
             return await sprint_store.save_state(
                 conn, state, owner, now_ms, lease_until_ms=lease_until_ms, release=release
             )
+
+    async def record_attempt(self, message: MessageRow) -> Attempt:
+        async with self._db.transaction() as conn:
+            return await message_store.record_attempt(conn, message)
+
+    async def record_answer(
+        self, row_id: str, umid: str | None, answer: dict[str, Any], status: str
+    ) -> None:
+        async with self._db.transaction() as conn:
+            await message_store.record_answer(conn, row_id, umid, answer, status)
+
+    async def record_answered_send(self, message: MessageRow) -> dict[str, Any]:
+        async with self._db.transaction() as conn:
+            return await message_store.record_answered_send(conn, message)
 
 
 def hot_path_for(db: Database) -> HotPath:

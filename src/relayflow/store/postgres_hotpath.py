@@ -40,6 +40,7 @@ from relayflow.instance_state import (
     PointerStatus,
 )
 from relayflow.store.database import Database
+from relayflow.store.messages import FAILED, SENDING, Attempt, MessageRow
 from relayflow.store.sprints import LeaseLost, hand_over
 
 _ACTIVE = ", ".join(f"'{status.value}'" for status in ACTIVE_POINTER_STATUSES)
@@ -190,6 +191,32 @@ audit AS (
 )
 SELECT status, xmin FROM saved
 """  # noqa: S608
+
+
+# --- sends (channels/recorded.py; the rules are store/messages.py's) ---------------------------
+# The first attempt of a step execution's send is one statement: a row already there (a re-run
+# after a crash, a concurrent duplicate) makes the insert do nothing, and it is read instead.
+_MESSAGE_COLUMNS = """
+    id, account_id, instance_id, pointer_id, channel, provider, sub_account_id, recipient,
+    client_message_id, request_json, response_json, status, created_at_ms, updated_at_ms
+"""
+_INSERT_MESSAGE = f"""
+INSERT INTO messages ({_MESSAGE_COLUMNS})
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+ON CONFLICT (pointer_id) DO NOTHING
+RETURNING id
+"""  # noqa: S608
+_SENT_BY_POINTER = "SELECT id, response_json, status FROM messages WHERE pointer_id = $1"
+_RE_ATTEMPT = f"""
+UPDATE messages SET request_json = $2, response_json = NULL, status = '{SENDING}',
+                    updated_at_ms = $3
+WHERE pointer_id = $1
+"""  # noqa: S608
+_RECORD_ANSWER = "UPDATE messages SET response_json = $2, status = $3 WHERE id = $1"
+# 8x8's umid becomes the row's id: delivery receipts and GET /messages/{umid} find it by that.
+_RECORD_ANSWER_WITH_UMID = (
+    "UPDATE messages SET id = $4, response_json = $2, status = $3 WHERE id = $1"
+)
 
 
 def _dumps(value: Any) -> str:
@@ -422,6 +449,67 @@ class PostgresHotPath:
         state.status = _INSTANCE_STATUSES[written["status"]]
         state.row_version = int(written["xmin"])
         return delivered
+
+    async def record_attempt(self, message: MessageRow) -> Attempt:
+        pointer_id = message.pointer_id
+        assert pointer_id is not None, "a send is keyed by its step execution"
+        pool = await self._pool()
+        async with pool.acquire(timeout=self._db.pool_timeout_s) as conn:
+            if await conn.fetchval(_INSERT_MESSAGE, *_message_values(message)) is not None:
+                return Attempt(message.id, None)
+            existing = await conn.fetchrow(_SENT_BY_POINTER, pointer_id)
+            if existing is None:  # deleted meanwhile (retention): record it afresh
+                await conn.execute(_INSERT_MESSAGE, *_message_values(message))
+                return Attempt(message.id, None)
+            if existing["response_json"] is not None and existing["status"] != FAILED:
+                return Attempt(existing["id"], orjson.loads(existing["response_json"]))
+            await conn.execute(
+                _RE_ATTEMPT, pointer_id, _dumps(message.request), message.created_at_ms
+            )
+            return Attempt(existing["id"], None)
+
+    async def record_answer(
+        self, row_id: str, umid: str | None, answer: dict[str, Any], status: str
+    ) -> None:
+        pool = await self._pool()
+        async with pool.acquire(timeout=self._db.pool_timeout_s) as conn:
+            if umid:
+                await conn.execute(_RECORD_ANSWER_WITH_UMID, row_id, _dumps(answer), status, umid)
+            else:
+                await conn.execute(_RECORD_ANSWER, row_id, _dumps(answer), status)
+
+    async def record_answered_send(self, message: MessageRow) -> dict[str, Any]:
+        pointer_id = message.pointer_id
+        assert pointer_id is not None, "a send is keyed by its step execution"
+        assert message.response is not None, "recorded with its answer"
+        pool = await self._pool()
+        async with pool.acquire(timeout=self._db.pool_timeout_s) as conn:
+            if await conn.fetchval(_INSERT_MESSAGE, *_message_values(message)) is not None:
+                return message.response
+            existing = await conn.fetchrow(_SENT_BY_POINTER, pointer_id)
+        if existing is not None and existing["response_json"] is not None:
+            answer: dict[str, Any] = orjson.loads(existing["response_json"])
+            return answer
+        # As on SQLite, where the insert fails on the unique step execution.
+        raise RuntimeError(f"step execution {pointer_id} has a send recorded without an answer")
+
+
+def _message_values(message: MessageRow) -> tuple[Any, ...]:
+    return (
+        message.id,
+        message.account_id,
+        message.instance_id,
+        message.pointer_id,
+        message.channel,
+        message.provider,
+        message.sub_account_id,
+        message.recipient,
+        message.client_message_id,
+        _dumps(message.request),
+        _dumps(message.response) if message.response else None,
+        message.status,
+        message.created_at_ms,
+    )
 
 
 def _lease(
