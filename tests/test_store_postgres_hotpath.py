@@ -220,3 +220,27 @@ async def test_a_timed_out_wait_stops_listening_when_loaded(db: Database) -> Non
         assert not await subscription_store.deliver_event(
             conn, ACCOUNT, ["reply:k"], {"text": "late"}, AuditEvent.REPLY_RECEIVED, NOW + 1001
         )
+
+
+async def test_connections_the_server_closed_are_replaced_on_first_use(db: Database) -> None:
+    """No `pool_pre_ping` round trip: a connection the server closed (a restart) is noticed by
+    its closed flag when checked out, and a fresh one is used; nothing fails."""
+    [instance_id] = await start(db)
+    hot = PostgresHotPath(db)
+    assert await hot.claim(OWNER, NOW, LEASE, 10) == [instance_id]
+    async with db.read() as conn:
+        assert (await conn.exec_driver_sql("SELECT 1")).scalar() == 1
+    admin = await asyncpg.connect(db.url.set(drivername="postgresql").render_as_string(False))
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    assert killed >= 2  # SQLAlchemy's pooled connection and the hot path's
+    await asyncio.sleep(0.2)  # the event loop reads the server's goodbye
+    async with db.read() as conn:
+        assert (await conn.exec_driver_sql("SELECT 1")).scalar() == 1
+    loaded = await hot.load([instance_id], OWNER, NOW)
+    assert list(loaded) == [instance_id]

@@ -22,8 +22,9 @@ from typing import Any, cast
 import asyncpg
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, RootTransaction, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from relayflow.store.direct import CompiledStatements, is_hot
 from relayflow.store.migrations import upgrade_to_head
@@ -169,8 +170,8 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout_s,
-                pool_pre_ping=True,
             )
+            _replace_closed_connections(self._postgres)
 
     async def asyncpg_pool(self) -> asyncpg.Pool:
         """PostgreSQL only: asyncpg's own pool, for the engine's hot path (store/hotpath.py).
@@ -341,6 +342,21 @@ class Database:
             self._sqlite_writer = None
         if self._sqlite is not None:
             self._sqlite.dispose()
+
+
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    """Hand out no connection the server has closed (a restart, an idle timeout), without
+    `pool_pre_ping`'s round trip per check-out: asyncpg marks a connection closed as soon as
+    the event loop reads the server's goodbye, so checking that flag is enough; raising
+    `DisconnectionError` makes the pool open a fresh one instead. A connection that dies while
+    in use fails its unit (503 + Retry-After in the API), and SQLAlchemy then recycles every
+    connection of the pool that is older."""
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _on_checkout(_dbapi: Any, _record: Any, proxy: PoolProxiedConnection) -> None:
+        driver = proxy.driver_connection
+        if driver is None or driver.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
 
 
 def _configure_sqlite(engine: Engine) -> None:
