@@ -39,7 +39,6 @@ from relayflow.store import definitions as definition_store
 from relayflow.store import held as held_store
 from relayflow.store import lifecycle as lifecycle_store
 from relayflow.store import subscriptions as subscription_store
-from relayflow.store import usage as usage_store
 from relayflow.store.database import Database
 from relayflow.store.definitions import DefinitionRow, TriggerMatch
 from relayflow.store.inbox import record_event
@@ -382,9 +381,7 @@ class Router:
             )
             for row in definitions
         ]
-        await lifecycle_store.insert_instances(conn, new)
-        await usage_store.count_started(conn, account_id, len(new), now)
-        await notify_work(conn)
+        await lifecycle_store.start_instances(conn, account_id, new, now)
         return [item.id for item in new]
 
 

@@ -16,7 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-CHANNEL = "relayflow_work"
+from relayflow.store.postgres_starts import WORK_CHANNEL
+
+CHANNEL = WORK_CHANNEL
 log = structlog.get_logger("relayflow.engine")
 
 

@@ -41,6 +41,13 @@ _DRIVERS = {
 # inline wait blocks this process's event loop, so keep it short and fail clearly instead.
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
+# Session settings of every PostgreSQL connection. JIT compilation (on by default since
+# PostgreSQL 12) pays off for long analytic queries, never for relayflow's short statements:
+# the planner's row estimates for `unnest` of arrays made it compile the one-statement start
+# (store/postgres_starts.py) at every execution, 90 ms of server CPU each, and asyncpg's type
+# introspection query is a known victim too.
+SERVER_SETTINGS = {"jit": "off"}
+
 
 class DatabaseUrlError(ValueError):
     """The database URL names a database relayflow does not support."""
@@ -132,7 +139,7 @@ class Database:
         *,
         echo: bool = False,
         pool_size: int = 16,
-        max_overflow: int = 8,
+        max_overflow: int = 0,
         pool_timeout_s: float = 10.0,
     ) -> None:
         """`pool_size` / `max_overflow`: PostgreSQL connections this process may hold;
@@ -164,12 +171,13 @@ class Database:
                 self.url,
                 echo=echo,
                 hide_parameters=True,
-                # A worker runs 32 sprints at once, but a sprint holds a connection only for
-                # its short transactions: 16 + 8 keeps overflow connections rare (each is a
-                # backend fork) while api + 2 workers stay far below max_connections = 100.
+                # The API's units and the engine's cold queries (the engine's hot path has
+                # its own asyncpg pool). No overflow by default: opening and closing overflow
+                # connections per burst cost more server CPU than the units themselves.
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 pool_timeout=pool_timeout_s,
+                connect_args={"server_settings": SERVER_SETTINGS},
             )
             _replace_closed_connections(self._postgres)
 
@@ -195,7 +203,8 @@ class Database:
                     min_size=1,
                     max_size=self._pool_size,
                     max_inactive_connection_lifetime=300,
-                    server_settings={"application_name": "relayflow-engine"},
+                    server_settings={**SERVER_SETTINGS, "application_name": "relayflow-engine"},
+                    reset=_keep_session,
                 )
         return self._pool
 
@@ -342,6 +351,12 @@ class Database:
             self._sqlite_writer = None
         if self._sqlite is not None:
             self._sqlite.dispose()
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """Nothing to reset when the hot path hands a connection back: it sets no session state
+    (no SET, LISTEN, advisory lock or cursor), and asyncpg has already rolled back a
+    transaction left open. The default reset is a round trip per operation."""
 
 
 def _replace_closed_connections(engine: AsyncEngine) -> None:

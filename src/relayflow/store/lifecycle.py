@@ -25,6 +25,7 @@ from relayflow.instance_state import (
 from relayflow.store.direct import hot
 from relayflow.store.leases import lock_instance
 from relayflow.store.next_run import refresh_next_run
+from relayflow.store.postgres_starts import start_instances as start_on_postgres
 from relayflow.store.tables import (
     instance_contacts,
     instance_events,
@@ -32,6 +33,7 @@ from relayflow.store.tables import (
     pointers,
     subscriptions,
 )
+from relayflow.store.usage import count_started
 from relayflow.telemetry import metrics
 
 INSERT_INSTANCES = hot(insert(instances))
@@ -107,6 +109,21 @@ async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) ->
     ]
     if contacts:
         await conn.execute(INSERT_CONTACTS, contacts)
+
+
+async def start_instances(
+    conn: AsyncConnection, account_id: str, new: Sequence[NewInstance], now_ms: int
+) -> None:
+    """Start `new` (all of `account_id`): the rows of `insert_instances`, this month's usage,
+    and on PostgreSQL a `NOTIFY` to the workers of other processes (delivered at commit), in
+    the caller's transaction; one statement on PostgreSQL (store/postgres_starts.py)."""
+    if not new:
+        return
+    if conn.dialect.name == "postgresql":
+        await start_on_postgres(conn, account_id, new, now_ms)
+        return
+    await insert_instances(conn, new)
+    await count_started(conn, account_id, len(new), now_ms)
 
 
 # --- control (suspend / resume / terminate) ---------------------------------------------------
