@@ -544,8 +544,10 @@ def test_db_purge_dry_run_then_purge(own_db_url: str) -> None:
     assert " instances          1" in done
     for table in PURGED_TABLES:
         assert table in done
-    # The same counts as the dry run promised.
-    assert done.split(": removed")[1] == dry.split(": would remove")[1]
+    # The same counts as the dry run promised (a purge may also report the free pages it
+    # handed back, e.g. those a migration's table rebuild left).
+    removed = [line for line in done.split(": removed")[1].splitlines() if "vacuum" not in line]
+    assert removed == dry.split(": would remove")[1].splitlines()
     assert instance_ids(own_db_url) == {young}
 
 

@@ -17,6 +17,7 @@ from relayflow.instance_state import InstanceState, InstanceStatus, PointerStatu
 from relayflow.store import accounts as account_store
 from relayflow.store import lifecycle as lifecycle_store
 from relayflow.store import subscriptions as subscription_store
+from relayflow.store import usage as usage_store
 from relayflow.store.database import Database
 from relayflow.store.lifecycle import NewInstance
 from relayflow.store.postgres_hotpath import PostgresHotPath
@@ -59,8 +60,9 @@ async def start(db: Database, count: int = 1) -> list[str]:
 
 
 async def claimed_state(hot: PostgresHotPath, instance_id: str, now: int) -> InstanceState:
-    assert await hot.claim(OWNER, now, LEASE, 10) == [instance_id]
-    return (await hot.load([instance_id], OWNER, now))[instance_id]
+    [state] = await hot.claim(OWNER, now, LEASE, 10)
+    assert state.id == instance_id
+    return state
 
 
 async def row(db: Database, sql: str, *args: Any) -> Any:
@@ -189,21 +191,23 @@ async def test_a_parked_event_stays_when_the_save_loses_its_lease(db: Database) 
     assert (await row(db, "SELECT count(*) AS n FROM parked_events"))["n"] == 1
 
 
-async def test_a_batch_load_gives_each_leased_instance_its_own_pointers(db: Database) -> None:
+async def test_a_claim_loads_each_instance_with_its_own_pointers(db: Database) -> None:
     ids = await start(db, 3)
     hot = PostgresHotPath(db)
-    assert sorted(await hot.claim(OWNER, NOW, LEASE, 10)) == ids
+    claimed = await hot.claim(OWNER, NOW, LEASE, 10)
+    assert sorted(state.id for state in claimed) == ids
+    for state in claimed:
+        assert list(state.pointers) == [f"p-{state.id}"]
+        assert state.next_seq == 1
+        assert state.status == InstanceStatus.RUNNABLE
+        assert state.data == {"n": ids.index(state.id)}
+        assert state.row_version is not None
+    assert await hot.claim(OWNER, NOW, LEASE, 10) == []  # leased: not claimed again
     async with db.transaction() as conn:  # the third is taken over by another worker
         await conn.exec_driver_sql(
             f"UPDATE instances SET lease_owner = 'worker-b' WHERE id = '{ids[2]}'"
         )
-    loaded = await hot.load(ids, OWNER, NOW)
-    assert sorted(loaded) == ids[:2]
-    for instance_id, state in loaded.items():
-        assert list(state.pointers) == [f"p-{instance_id}"]
-        assert state.next_seq == 1
-        assert state.status == InstanceStatus.RUNNABLE
-        assert state.row_version is not None
+    assert sorted(state.id for state in await hot.load(ids, OWNER, NOW)) == ids[:2]
 
 
 async def test_a_timed_out_wait_stops_listening_when_loaded(db: Database) -> None:
@@ -227,7 +231,7 @@ async def test_connections_the_server_closed_are_replaced_on_first_use(db: Datab
     its closed flag when checked out, and a fresh one is used; nothing fails."""
     [instance_id] = await start(db)
     hot = PostgresHotPath(db)
-    assert await hot.claim(OWNER, NOW, LEASE, 10) == [instance_id]
+    assert [state.id for state in await hot.claim(OWNER, NOW, LEASE, 10)] == [instance_id]
     async with db.read() as conn:
         assert (await conn.exec_driver_sql("SELECT 1")).scalar() == 1
     admin = await asyncpg.connect(db.url.set(drivername="postgresql").render_as_string(False))
@@ -242,5 +246,45 @@ async def test_connections_the_server_closed_are_replaced_on_first_use(db: Datab
     await asyncio.sleep(0.2)  # the event loop reads the server's goodbye
     async with db.read() as conn:
         assert (await conn.exec_driver_sql("SELECT 1")).scalar() == 1
-    loaded = await hot.load([instance_id], OWNER, NOW)
-    assert list(loaded) == [instance_id]
+    assert [state.id for state in await hot.load([instance_id], OWNER, NOW)] == [instance_id]
+
+
+async def test_starts_count_in_usage_shards_summed_when_read(db: Database) -> None:
+    """Concurrent starts of one account update different usage rows (no queue on one row's
+    lock); the month's count is their sum."""
+    await start(db, 1)
+
+    async def start_one(index: int) -> None:
+        async with db.transaction() as conn:
+            await lifecycle_store.start_instances(
+                conn,
+                ACCOUNT,
+                [
+                    NewInstance(
+                        id=f"{index + 100:024x}",
+                        account_id=ACCOUNT,
+                        definition_id="d1",
+                        version=1,
+                        sub_account_id=None,
+                        data={},
+                        entry_step="a",
+                        first_pointer_id=f"q-{index}",
+                        now_ms=NOW,
+                        contacts=("+6591234567",),
+                    )
+                ],
+                NOW,
+            )
+
+    await asyncio.gather(*(start_one(index) for index in range(20)))
+    async with db.read() as conn:
+        assert await usage_store.this_month(conn, ACCOUNT, NOW) == 20
+        assert await usage_store.monthly(conn, ACCOUNT) == [(2027, 1, 20)]
+    shards = await row(db, "SELECT count(*) AS n FROM usage")
+    assert shards["n"] > 1
+    started = await row(
+        db,
+        "SELECT count(*) AS n FROM instances i JOIN pointers p ON p.instance_id = i.id "
+        "JOIN instance_contacts c ON c.instance_id = i.id WHERE p.id LIKE 'q-%'",
+    )
+    assert started["n"] == 20

@@ -162,10 +162,7 @@ class Worker:
             self.owner, now, self._settings.lease_ms, self._settings.batch_size
         )
         if claimed:
-            loaded = await self.hot_path.load(claimed, self.owner, self._clock.now_ms())
-            await asyncio.gather(
-                *(self._guarded(instance_id, loaded.get(instance_id)) for instance_id in claimed)
-            )
+            await asyncio.gather(*(self._guarded(state) for state in claimed))
         return len(claimed) + released
 
     async def _release_held(self) -> int:
@@ -314,14 +311,13 @@ class Worker:
         wait_s = (due - self._clock.now_ms()) / 1000
         return min(max(wait_s, MIN_IDLE_S), self._settings.poll_interval_s)
 
-    async def _guarded(self, instance_id: str, state: InstanceState | None) -> None:
+    async def _guarded(self, state: InstanceState) -> None:
+        instance_id = state.id
         async with self._limit:
             if self.stopping:
                 return  # claimed but not started: `_shut_down` releases its lease
             self._running.add(instance_id)
             try:
-                if state is None:  # terminated or taken over since the claim
-                    raise LeaseLost(instance_id)
                 await self.process(state)
             except LeaseLost:
                 log.info("lease_lost", instance=instance_id, owner=self.owner)

@@ -29,14 +29,17 @@ from relayflow.store.messages import Attempt, MessageRow
 
 
 class HotPath(Protocol):
-    async def claim(self, owner: str, now_ms: int, lease_ms: int, limit: int) -> list[str]:
-        """Lease up to `limit` runnable instances with due work; their ids."""
+    async def claim(
+        self, owner: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[InstanceState]:
+        """Lease up to `limit` runnable instances with due work, and load them (a batch)."""
 
     async def load(
         self, instance_ids: Sequence[str], owner: str, now_ms: int
-    ) -> dict[str, InstanceState]:
-        """The leased instances with their active pointers. An id missing from the answer is
-        no longer leased to `owner` (terminated, taken over)."""
+    ) -> list[InstanceState]:
+        """These instances with their active pointers, those still leased to `owner` (one
+        terminated or taken over meanwhile is left out). A wait whose timeout has passed
+        stops listening here, so the router cannot also deliver to it."""
 
     async def save(
         self, state: InstanceState, owner: str, now_ms: int, *, lease_until_ms: int, release: bool
@@ -64,14 +67,17 @@ class SqliteHotPath:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def claim(self, owner: str, now_ms: int, lease_ms: int, limit: int) -> list[str]:
+    async def claim(
+        self, owner: str, now_ms: int, lease_ms: int, limit: int
+    ) -> list[InstanceState]:
         async with self._db.transaction() as conn:
-            return await lease_store.claim_due(conn, owner, now_ms, lease_ms, limit)
+            claimed = await lease_store.claim_due(conn, owner, now_ms, lease_ms, limit)
+        return await self.load(claimed, owner, now_ms) if claimed else []
 
     async def load(
         self, instance_ids: Sequence[str], owner: str, now_ms: int
-    ) -> dict[str, InstanceState]:
-        loaded: dict[str, InstanceState] = {}
+    ) -> list[InstanceState]:
+        loaded: list[InstanceState] = []
         timed_out: list[str] = []
         async with self._db.read() as conn:
             for instance_id in instance_ids:
@@ -84,7 +90,7 @@ class SqliteHotPath:
                 if state is None:
                     timed_out.append(instance_id)
                 else:
-                    loaded[instance_id] = state
+                    loaded.append(state)
         for instance_id in timed_out:  # a timed-out wait's subscription goes in a transaction
             try:
                 async with self._db.transaction() as conn:
@@ -92,7 +98,7 @@ class SqliteHotPath:
             except sprint_store.LeaseLost:
                 continue
             if state is not None:
-                loaded[instance_id] = state
+                loaded.append(state)
         return loaded
 
     async def save(

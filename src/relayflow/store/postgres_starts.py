@@ -1,16 +1,17 @@
 """Starting instances on PostgreSQL in one statement (the SQLite path: store/lifecycle.py).
 
 Why: a start writes five tables (the instance, its first pointer, its `instance_started` audit
-event, its contacts, the month's usage) and wakes the workers; through SQLAlchemy that was six
-round trips in the router's transaction, and on a small machine each round trip costs about
-as much CPU in the client and the server as the statement itself. Here it is one CTE over
-`unnest`ed arrays, run on the driver connection of the caller's transaction (SQLAlchemy's
-public `get_raw_connection`), so it commits or rolls back with the rest of the unit. The
-`NOTIFY` is delivered at that commit.
+event, its contacts, one of the month's usage shards) and wakes the workers; through SQLAlchemy
+that was six round trips in the router's transaction, and on a small machine each round trip
+costs about as much CPU in the client and the server as the statement itself. Here it is one
+CTE over `unnest`ed arrays, run on the driver connection of the caller's transaction
+(SQLAlchemy's public `get_raw_connection`), so it commits or rolls back with the rest of the
+unit. The `NOTIFY` is delivered at that commit.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:  # store/lifecycle.py imports this module
     from relayflow.store.lifecycle import NewInstance
 
 WORK_CHANNEL = "relayflow_work"  # LISTENed to by every worker (engine/wakeup.py)
+# Rows a month's usage count is spread over (tables.usage): concurrent starts of one account
+# update different rows instead of queueing for one row's lock until each commit.
+USAGE_SHARDS = 16
 
 # The f-string puts in stored names (module constants, never input).
 _START = f"""
@@ -55,9 +59,10 @@ contacts AS (
     JOIN new_instances i ON i.id = c.instance_id
 ),
 counted AS (
-    INSERT INTO usage (account_id, year, month, started)
-    SELECT $1, $13, $14, count(*) FROM new_instances
-    ON CONFLICT (account_id, year, month) DO UPDATE SET started = usage.started + excluded.started
+    INSERT INTO usage (account_id, year, month, shard, started)
+    SELECT $1, $13, $14, $15, count(*) FROM new_instances
+    ON CONFLICT (account_id, year, month, shard)
+    DO UPDATE SET started = usage.started + excluded.started
 )
 SELECT pg_notify('{WORK_CHANNEL}', '')
 """  # noqa: S608
@@ -88,4 +93,5 @@ async def start_instances(
         [contact for item in new for contact in item.contacts],
         year,
         month,
+        secrets.randbelow(USAGE_SHARDS),
     )

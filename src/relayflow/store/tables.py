@@ -256,8 +256,11 @@ usage = Table(
     ),
     Column("year", Integer, nullable=False),
     Column("month", Integer, nullable=False),
+    # A month's count is spread over a few rows (summed when read): every start updates one
+    # of them, and on PostgreSQL one row per account made concurrent starts queue for its lock.
+    Column("shard", Integer, nullable=False, server_default="0"),
     Column("started", Integer, nullable=False, server_default="0"),
-    PrimaryKeyConstraint("account_id", "year", "month"),
+    PrimaryKeyConstraint("account_id", "year", "month", "shard"),
 )
 
 # --- providers and delivery receipts -----------------------------------------------------------
