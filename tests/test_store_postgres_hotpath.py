@@ -280,7 +280,7 @@ async def test_starts_count_in_usage_shards_summed_when_read(db: Database) -> No
     async with db.read() as conn:
         assert await usage_store.this_month(conn, ACCOUNT, NOW) == 20
         assert await usage_store.monthly(conn, ACCOUNT) == [(2027, 1, 20)]
-    shards = await row(db, "SELECT count(*) AS n FROM usage")
+    shards = await row(db, "SELECT count(*) AS n FROM usage_shards")
     assert shards["n"] > 1
     started = await row(
         db,
@@ -288,3 +288,17 @@ async def test_starts_count_in_usage_shards_summed_when_read(db: Database) -> No
         "JOIN instance_contacts c ON c.instance_id = i.id WHERE p.id LIKE 'q-%'",
     )
     assert started["n"] == 20
+
+
+async def test_usage_adds_up_what_a_previous_release_counted(db: Database) -> None:
+    """During a rolling upgrade, processes of the release before migration 0011 still count in
+    `usage`; reads add both tables up."""
+    await start(db, 1)
+    async with db.transaction() as conn:
+        await conn.exec_driver_sql(
+            "INSERT INTO usage (account_id, year, month, started) VALUES ('acme', 2027, 1, 5)"
+        )
+        await usage_store.count_started(conn, ACCOUNT, 2, NOW)
+    async with db.read() as conn:
+        assert await usage_store.this_month(conn, ACCOUNT, NOW) == 7
+        assert await usage_store.monthly(conn, ACCOUNT) == [(2027, 1, 7)]

@@ -95,6 +95,11 @@ class InstanceState:
     # The store's token for the instance row as last read or written (PostgreSQL: its xmin);
     # a save that finds another one knows someone else wrote the row meanwhile.
     row_version: int | None = None
+    # When the store loaded it. A wait whose timeout had passed by then stopped listening in
+    # the load (its subscription deleted, so no reply can reach it any more); only such a wait
+    # may time out in this sprint. One whose timeout passes during the sprint is still
+    # subscribed: it times out in the next sprint, after the next load unsubscribes it.
+    loaded_at_ms: int | None = None
     subscribe: list[tuple[str, str]] = field(default_factory=list)  # (pointer id, event key)
     unsubscribe: set[str] = field(default_factory=set)  # pointer ids
     errors: list[tuple[str, str, int]] = field(default_factory=list)  # (step, message, at)

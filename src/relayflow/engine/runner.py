@@ -173,7 +173,10 @@ class Runner:
         if pointer.status == PointerStatus.WAITING_FOR_EVENT:
             if pointer.has_event:
                 return Resume.EVENT
-            if (pointer.wake_at_ms or 0) <= now:
+            # Only a wait that stopped listening when loaded may time out (`loaded_at_ms`):
+            # one still subscribed could get a reply the timeout would then throw away.
+            listened_until = now if state.loaded_at_ms is None else min(now, state.loaded_at_ms)
+            if (pointer.wake_at_ms or 0) <= listened_until:
                 return Resume.TIMEOUT
             return None
         if pointer.status == PointerStatus.RUNNING:

@@ -47,6 +47,8 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # (store/postgres_starts.py) at every execution, 90 ms of server CPU each, and asyncpg's type
 # introspection query is a known victim too.
 SERVER_SETTINGS = {"jit": "off"}
+# Options of SQLAlchemy's asyncpg dialect that a user may put in the URL; not asyncpg's.
+_SQLALCHEMY_ONLY = {"prepared_statement_cache_size", "prepared_statement_name_func"}
 
 
 class DatabaseUrlError(ValueError):
@@ -197,7 +199,10 @@ class Database:
             self._pool_opening = asyncio.Lock()
         async with self._pool_opening:
             if self._pool is None:
-                dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+                # SQLAlchemy's own URL options would reach asyncpg as server settings.
+                query = {k: v for k, v in self.url.query.items() if k not in _SQLALCHEMY_ONLY}
+                url = self.url.set(drivername="postgresql", query=query)
+                dsn = url.render_as_string(hide_password=False)
                 self._pool = await asyncpg.create_pool(
                     dsn,
                     min_size=1,

@@ -11,8 +11,10 @@ costs, so each database gets the implementation that is cheapest on it:
   operation where it can be (a claim, a batch load, a sprint save in one statement).
 
 Both keep the same guarantees (DESIGN.md §6): a save is one transaction, written only while the
-worker still holds the lease (else `LeaseLost`), and `next_run_at_ms` is derived from the
-pointers as they are after the save, so a reply delivered during a sprint is never hidden.
+worker still holds the lease (else `LeaseLost`); `next_run_at_ms` is derived from the pointers
+as they are after the save, or is simply now when another writer touched the instance during
+the sprint, so a reply delivered meanwhile is never hidden; a send is recorded before it is
+made and its answer after it (each its own transaction, keyed by the step execution).
 """
 
 from __future__ import annotations

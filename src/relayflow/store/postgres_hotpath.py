@@ -3,14 +3,17 @@
 Why not SQLAlchemy here: a worker's claim, load and save are most of the database work of an
 instance, and through SQLAlchemy's async layer each statement cost a pool check-out with a
 `pre_ping` round trip, an explicit BEGIN and COMMIT, and SQLAlchemy's execution machinery on
-both sides of a greenlet switch. Here every operation is one prepared statement (asyncpg keeps
-them per connection) run in its own implicit transaction, batched with arrays:
+both sides of a greenlet switch. Here the common operations are one prepared statement each
+(asyncpg keeps them per connection), run in its own implicit transaction, batched with arrays:
 
 - claim: one `UPDATE … RETURNING` over `FOR UPDATE SKIP LOCKED` candidates, which returns the
-  claimed rows as a load reads them; their active pointers in one more statement per batch;
+  claimed rows as a load reads them; their active pointers in one more statement per batch
+  (and, for waits whose timeout has passed, an unsubscribe);
 - save: one statement per sprint: a CTE whose first part updates the instance row only while
   this worker holds the lease, and whose other parts (pointer inserts and updates,
-  subscriptions, errors, audit events, all from `unnest`ed arrays) write only if it did.
+  subscriptions, errors, audit events, all from `unnest`ed arrays) write only if it did;
+- a send's first attempt: one `INSERT … ON CONFLICT DO NOTHING`; its answer: one `UPDATE`.
+  The rarer paths (a re-attempt, a re-run finding its record) take a statement or two more.
 
 `next_run_at_ms` stays derived from the pointers (store/next_run.py), but one statement sees
 one snapshot: a reply the router delivered after the snapshot was taken would not be in it. The
@@ -20,7 +23,8 @@ under it, so the save compares the row's `xmin` with the one it last saw
 is simply due now, and its next sprint sees everything.
 
 A sprint that starts a wait may find its event already there (a held message, a parked DTMF
-callback): that lookup, which removes the event, runs in one transaction with the save.
+callback): that lookup, which removes the event, runs in one transaction with the save, after
+locking the instance row as every other writer does first.
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ DELETE FROM subscriptions WHERE pointer_id = ANY($1::varchar[]) RETURNING pointe
 """
 _EVENTS_OF = "SELECT id, event_json FROM pointers WHERE id = ANY($1::varchar[])"
 
+_LOCK_INSTANCE = "SELECT 1 FROM instances WHERE id = $1 FOR UPDATE"
 _TAKE_PARKED = """
 DELETE FROM parked_events WHERE id = (
     SELECT id FROM parked_events
@@ -247,7 +252,7 @@ def _pointer(row: asyncpg.Record) -> PointerState:
     )
 
 
-def _instance(row: asyncpg.Record, pointers: dict[str, PointerState]) -> InstanceState:
+def _instance(row: asyncpg.Record, pointers: dict[str, PointerState], now_ms: int) -> InstanceState:
     return InstanceState(
         id=row["id"],
         account_id=row["account_id"],
@@ -263,6 +268,7 @@ def _instance(row: asyncpg.Record, pointers: dict[str, PointerState]) -> Instanc
         next_seq=int(row["max_seq"] or 0) + 1,
         trace_parent=row["trace_parent"],
         row_version=int(row["row_version"]),
+        loaded_at_ms=now_ms,
     )
 
 
@@ -386,7 +392,7 @@ class PostgresHotPath:
                 timed_out.append(pointer)
         if timed_out:
             await self._unsubscribe_timed_out(conn, timed_out)
-        return [_instance(row, by_instance[row["id"]]) for row in rows]
+        return [_instance(row, by_instance[row["id"]], now_ms) for row in rows]
 
     async def _unsubscribe_timed_out(
         self, conn: asyncpg.Connection, waits: Sequence[PointerState]
@@ -420,6 +426,9 @@ class PostgresHotPath:
                 delivered = False
             else:
                 async with conn.transaction():
+                    # The instance row first, as the router and every other writer lock it
+                    # (no lock-order cycle with a delivery or a parked-event purge).
+                    await conn.execute(_LOCK_INSTANCE, state.id)
 
                     async def take(key: str) -> str | None:
                         if key.startswith(REPLY_KEY_PREFIX):

@@ -4,9 +4,8 @@ Why: a start writes five tables (the instance, its first pointer, its `instance_
 event, its contacts, one of the month's usage shards) and wakes the workers; through SQLAlchemy
 that was six round trips in the router's transaction, and on a small machine each round trip
 costs about as much CPU in the client and the server as the statement itself. Here it is one
-CTE over `unnest`ed arrays, run on the driver connection of the caller's transaction
-(SQLAlchemy's public `get_raw_connection`), so it commits or rolls back with the rest of the
-unit. The `NOTIFY` is delivered at that commit.
+CTE over `unnest`ed arrays, run in the caller's transaction (`exec_driver_sql`), so it commits
+or rolls back with the rest of the unit. The `NOTIFY` is delivered at that commit.
 """
 
 from __future__ import annotations
@@ -26,8 +25,8 @@ if TYPE_CHECKING:  # store/lifecycle.py imports this module
     from relayflow.store.lifecycle import NewInstance
 
 WORK_CHANNEL = "relayflow_work"  # LISTENed to by every worker (engine/wakeup.py)
-# Rows a month's usage count is spread over (tables.usage): concurrent starts of one account
-# update different rows instead of queueing for one row's lock until each commit.
+# Rows a month's usage count is spread over (tables.usage_shards): concurrent starts of
+# one account update different rows instead of queueing for one row's lock until each commit.
 USAGE_SHARDS = 16
 
 # The f-string puts in stored names (module constants, never input).
@@ -59,10 +58,10 @@ contacts AS (
     JOIN new_instances i ON i.id = c.instance_id
 ),
 counted AS (
-    INSERT INTO usage (account_id, year, month, shard, started)
+    INSERT INTO usage_shards (account_id, year, month, shard, started)
     SELECT $1, $13, $14, $15, count(*) FROM new_instances
     ON CONFLICT (account_id, year, month, shard)
-    DO UPDATE SET started = usage.started + excluded.started
+    DO UPDATE SET started = usage_shards.started + excluded.started
 )
 SELECT pg_notify('{WORK_CHANNEL}', '')
 """  # noqa: S608
@@ -73,25 +72,26 @@ async def start_instances(
 ) -> None:
     """Insert `new` (all of `account_id`), count them in this month's usage and wake the
     workers, in the caller's transaction."""
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None, "a checked-out connection has its driver connection"
     year, month = month_of(now_ms)
-    await driver.execute(
+    # Through SQLAlchemy's driver-SQL path (asyncpg's `$n` style): it begins the transaction if
+    # nothing has yet, and a lost connection becomes SQLAlchemy's error (a 503 in the API).
+    await conn.exec_driver_sql(
         _START,
-        account_id,
-        [item.id for item in new],
-        [item.definition_id for item in new],
-        [item.version for item in new],
-        [item.sub_account_id for item in new],
-        [orjson.dumps(item.data).decode() for item in new],
-        [item.now_ms for item in new],
-        [item.trace_parent for item in new],
-        [item.first_pointer_id for item in new],
-        [item.entry_step for item in new],
-        [item.id for item in new for _ in item.contacts],
-        [contact for item in new for contact in item.contacts],
-        year,
-        month,
-        secrets.randbelow(USAGE_SHARDS),
+        (
+            account_id,
+            [item.id for item in new],
+            [item.definition_id for item in new],
+            [item.version for item in new],
+            [item.sub_account_id for item in new],
+            [orjson.dumps(item.data).decode() for item in new],
+            [item.now_ms for item in new],
+            [item.trace_parent for item in new],
+            [item.first_pointer_id for item in new],
+            [item.entry_step for item in new],
+            [item.id for item in new for _ in item.contacts],
+            [contact for item in new for contact in item.contacts],
+            year,
+            month,
+            secrets.randbelow(USAGE_SHARDS),
+        ),
     )

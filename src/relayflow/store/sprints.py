@@ -173,6 +173,7 @@ async def load_state(
         pointers=loaded,
         next_seq=int(next_seq or 0) + 1,
         trace_parent=row.trace_parent,
+        loaded_at_ms=now_ms,
     )
 
 

@@ -256,9 +256,23 @@ usage = Table(
     ),
     Column("year", Integer, nullable=False),
     Column("month", Integer, nullable=False),
-    # A month's count is spread over a few rows (summed when read): every start updates one
-    # of them, and on PostgreSQL one row per account made concurrent starts queue for its lock.
-    Column("shard", Integer, nullable=False, server_default="0"),
+    Column("started", Integer, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("account_id", "year", "month"),
+)
+
+# Started workflows per account and month, spread over a few rows (`shard`) that are summed
+# when read, with `usage` (written by releases before 0011; read until a release folds it in):
+# every start updates one row, and on PostgreSQL one row per account made concurrent starts
+# queue for its lock until each commit.
+usage_shards = Table(
+    "usage_shards",
+    metadata,
+    Column(
+        "account_id", String(100), ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("year", Integer, nullable=False),
+    Column("month", Integer, nullable=False),
+    Column("shard", Integer, nullable=False),
     Column("started", Integer, nullable=False, server_default="0"),
     PrimaryKeyConstraint("account_id", "year", "month", "shard"),
 )

@@ -1,6 +1,7 @@
-"""Usage counters in shards: a month's started count is spread over a few rows (summed when
-read), so concurrent starts of one account no longer queue for one row's lock on PostgreSQL
-(store/usage.py). Existing rows become shard 0.
+"""Usage counters in shards: `usage_shards` spreads a month's started count over a few rows
+(summed when read), so concurrent starts of one account no longer queue for one row's lock on
+PostgreSQL (store/usage.py). Added beside `usage`, not in its place: processes of the previous
+release keep writing `usage` during a rolling upgrade, and reads add both tables up.
 
 Revision ID: 0011
 Revises: 0010
@@ -19,27 +20,37 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("usage", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("shard", sa.Integer(), server_default="0", nullable=False))
-        batch_op.drop_constraint("pk_usage", type_="primary")
-        batch_op.create_primary_key("pk_usage", ["account_id", "year", "month", "shard"])
+    op.create_table(
+        "usage_shards",
+        sa.Column("account_id", sa.String(length=100), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("month", sa.Integer(), nullable=False),
+        sa.Column("shard", sa.Integer(), nullable=False),
+        sa.Column("started", sa.Integer(), server_default="0", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_usage_shards_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "account_id", "year", "month", "shard", name=op.f("pk_usage_shards")
+        ),
+    )
 
 
 def downgrade() -> None:
-    # Fold every month's shards into shard 0, then drop the column.
+    # The counts go back into `usage`, which the previous release reads.
     op.execute(
-        "INSERT INTO usage (account_id, year, month, shard, started) "
-        "SELECT DISTINCT u.account_id, u.year, u.month, 0, 0 FROM usage u WHERE NOT EXISTS ("
-        "SELECT 1 FROM usage z WHERE z.account_id = u.account_id AND z.year = u.year "
-        "AND z.month = u.month AND z.shard = 0)"
+        "INSERT INTO usage (account_id, year, month, started) "
+        "SELECT s.account_id, s.year, s.month, 0 FROM usage_shards s "
+        "WHERE NOT EXISTS (SELECT 1 FROM usage u WHERE u.account_id = s.account_id "
+        "AND u.year = s.year AND u.month = s.month) "
+        "GROUP BY s.account_id, s.year, s.month"
     )
     op.execute(
-        "UPDATE usage SET started = (SELECT sum(u.started) FROM usage u "
-        "WHERE u.account_id = usage.account_id AND u.year = usage.year "
-        "AND u.month = usage.month) WHERE shard = 0"
+        "UPDATE usage SET started = started + coalesce((SELECT sum(s.started) "
+        "FROM usage_shards s WHERE s.account_id = usage.account_id AND s.year = usage.year "
+        "AND s.month = usage.month), 0)"
     )
-    op.execute("DELETE FROM usage WHERE shard <> 0")
-    with op.batch_alter_table("usage", schema=None) as batch_op:
-        batch_op.drop_constraint("pk_usage", type_="primary")
-        batch_op.create_primary_key("pk_usage", ["account_id", "year", "month"])
-        batch_op.drop_column("shard")
+    op.drop_table("usage_shards")
