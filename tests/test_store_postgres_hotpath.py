@@ -13,13 +13,12 @@ import asyncpg
 import pytest
 
 from relayflow.audit import AuditEvent
-from relayflow.instance_state import InstanceState, InstanceStatus, PointerStatus
+from relayflow.instance_state import InstanceState, InstanceStatus, NewInstance, PointerStatus
 from relayflow.store import accounts as account_store
 from relayflow.store import lifecycle as lifecycle_store
 from relayflow.store import subscriptions as subscription_store
 from relayflow.store import usage as usage_store
 from relayflow.store.database import Database
-from relayflow.store.lifecycle import NewInstance
 from relayflow.store.postgres_hotpath import PostgresHotPath
 from relayflow.store.sprints import LeaseLost
 

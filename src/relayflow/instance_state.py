@@ -2,7 +2,8 @@
 memory, written back in one transaction. Dirty tracking keeps the writes to what changed.
 
 It lives at the package root, not in the engine, because the store loads and saves it: both
-layers import it, and the store imports nothing of the engine. The statuses are `StrEnum`s:
+layers import it, and the store imports nothing of the engine. `NewInstance` (an instance the
+router starts and the store inserts) is here for the same reason. The statuses are `StrEnum`s:
 members are the strings 8x8 shows and the tables hold, so they bind, compare and serialise
 as those strings.
 """
@@ -143,3 +144,20 @@ class InstanceState:
         self.unsubscribe.clear()
         self.errors.clear()
         self.events.clear()
+
+
+@dataclass(frozen=True)
+class NewInstance:
+    """An instance about to start: what the router decided and the store inserts."""
+
+    id: str
+    account_id: str
+    definition_id: str
+    version: int
+    sub_account_id: str | None
+    data: dict[str, Any]
+    entry_step: str
+    first_pointer_id: str
+    now_ms: int
+    contacts: tuple[str, ...] = ()  # who the instance is about (engine/contacts.py)
+    trace_parent: str | None = None  # the starting request's span (telemetry/tracing.py)

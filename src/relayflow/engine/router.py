@@ -35,6 +35,7 @@ from relayflow.engine.errors import StartsRateLimited
 from relayflow.engine.keys import dtmf_keys_for_callback, reply_keys_for_event, sender_contacts
 from relayflow.engine.wakeup import notify_work
 from relayflow.ids import new_uuid, new_workflow_id
+from relayflow.instance_state import NewInstance
 from relayflow.store import definitions as definition_store
 from relayflow.store import held as held_store
 from relayflow.store import lifecycle as lifecycle_store
@@ -42,7 +43,6 @@ from relayflow.store import subscriptions as subscription_store
 from relayflow.store.database import Database
 from relayflow.store.definitions import DefinitionRow, TriggerMatch
 from relayflow.store.inbox import record_event
-from relayflow.store.lifecycle import NewInstance
 from relayflow.telemetry import metrics, tracing
 
 PARKED_DTMF_MS = 10 * 60 * 1000

@@ -8,8 +8,6 @@ save (store/sprints.py) and event delivery (store/subscriptions.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from sqlalchemy import delete, insert, update
@@ -20,6 +18,7 @@ from relayflow.instance_state import (
     ACTIVE_POINTER_STATUSES,
     LIVE_INSTANCE_STATUSES,
     InstanceStatus,
+    NewInstance,
     PointerStatus,
 )
 from relayflow.store.direct import hot
@@ -40,21 +39,6 @@ INSERT_INSTANCES = hot(insert(instances))
 INSERT_POINTERS = hot(insert(pointers))
 INSERT_EVENTS = hot(insert(instance_events))
 INSERT_CONTACTS = hot(insert(instance_contacts))
-
-
-@dataclass(frozen=True)
-class NewInstance:
-    id: str
-    account_id: str
-    definition_id: str
-    version: int
-    sub_account_id: str | None
-    data: dict[str, Any]
-    entry_step: str
-    first_pointer_id: str
-    now_ms: int
-    contacts: tuple[str, ...] = ()  # who the instance is about (engine/contacts.py)
-    trace_parent: str | None = None  # the starting request's span (telemetry/tracing.py)
 
 
 async def insert_instances(conn: AsyncConnection, new: Sequence[NewInstance]) -> None:

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.audit import AuditEvent
-from relayflow.instance_state import InstanceStatus, PointerStatus
+from relayflow.instance_state import InstanceStatus, NewInstance, PointerStatus
 from relayflow.store.usage import month_of
-
-if TYPE_CHECKING:  # store/lifecycle.py imports this module
-    from relayflow.store.lifecycle import NewInstance
 
 WORK_CHANNEL = "relayflow_work"  # LISTENed to by every worker (engine/wakeup.py)
 # Rows a month's usage count is spread over (tables.usage_shards): concurrent starts of
