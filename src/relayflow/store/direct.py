@@ -8,7 +8,8 @@ connection it is compiled once per parameter-key set into SQL text, a parameter 
 row shape, and then costs little more than the driver call.
 
 Only module-level statements may be marked: compiled statements are cached by the statement's
-identity.
+identity. Everything is read from SQLAlchemy's public API (the compiled SQL, its positional bind
+names, each type's dialect implementation and its processors, the statement's exported columns).
 A statement this module cannot run exactly as SQLAlchemy would (expanding IN lists, escaped
 or post-compiled parameters, Python-side column defaults) is detected when it is compiled and
 left to SQLAlchemy. Errors come out as SQLAlchemy's own exception types.
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.elements import BindParameter
 
 HOT_OPTION = "relayflow_hot"
@@ -38,8 +40,9 @@ def hot(statement: StatementT) -> StatementT:
 
 
 def is_hot(statement: Any) -> bool:
-    options = getattr(statement, "_execution_options", None)
-    return bool(options and options.get(HOT_OPTION))
+    return isinstance(statement, Executable) and bool(
+        statement.get_execution_options().get(HOT_OPTION)
+    )
 
 
 class DirectResult:
@@ -185,6 +188,7 @@ def _row_type(keys: list[str]) -> Callable[..., Any]:
 def _compile(
     connection: Connection, statement: Any, parameters: Mapping[str, Any]
 ) -> _CompiledStatement:
+    """SQL text, bind order and row shape, from SQLAlchemy's public compiler and type API."""
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(parameters))
     if (
@@ -198,21 +202,25 @@ def _compile(
     ):
         raise _NotCompilable
     defaults: dict[str, Any] = {}
+    bind_processors: dict[str, Callable[[Any], Any]] = {}
     for name, bind in compiled.binds.items():
         if not isinstance(bind, BindParameter):
             raise _NotCompilable
         defaults[name] = _REQUIRED if bind.required else bind.effective_value
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            bind_processors[name] = processor
     row: Callable[..., Any] | None = None
     processors = None
-    if compiled._result_columns:
-        keys = [column.keyname for column in compiled._result_columns]
+    # A SELECT's columns, or an INSERT/UPDATE/DELETE's RETURNING ones (none without it).
+    columns = list(statement.exported_columns) if statement.is_select or statement.is_dml else []
+    if columns:
         try:
-            row = _row_type(keys)
-        except ValueError:
+            row = _row_type(list(statement.exported_columns.keys()))
+        except ValueError:  # names that cannot be attributes: SQLAlchemy's rows instead
             raise _NotCompilable from None
         found = tuple(
-            column.type._cached_result_processor(dialect, None)
-            for column in compiled._result_columns
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
         processors = found if any(found) else None
     return _CompiledStatement(
@@ -220,7 +228,7 @@ def _compile(
         sql=str(compiled),
         names=tuple(compiled.positiontup),
         defaults=defaults,
-        bind_processors=dict(compiled._bind_processors),
+        bind_processors=bind_processors,
         row=row,
         result_processors=processors,
     )
