@@ -2,7 +2,8 @@
 changes written back in one transaction that also renews or releases the lease.
 
 A save whose lease was lost (a terminate, a takeover) raises `LeaseLost`, and the caller's
-transaction rolls everything back.
+transaction rolls everything back. These are SQLite's (store/hotpath.SqliteHotPath); PostgreSQL
+has its own statements (store/postgres_hotpath.py) and shares `LeaseLost` and `hand_over`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from relayflow.instance_state import (
 )
 from relayflow.store.direct import hot
 from relayflow.store.held import take_held
-from relayflow.store.leases import lock_instance
 from relayflow.store.lifecycle import INSERT_EVENTS, INSERT_POINTERS
 from relayflow.store.next_run import ACTIVE_POINTER, NEXT_RUN
 from relayflow.store.subscriptions import SUBSCRIBE, UNSUBSCRIBE, take_parked
@@ -238,19 +238,14 @@ async def save_state(
     lease_until_ms: int,
     release: bool,
 ) -> bool:
-    """Write the sprint's changes in the caller's transaction.
+    """Write the sprint's changes in the caller's transaction (SQLite's save: one writer at a
+    time, so the final UPDATE's WHERE checks the lease; PostgreSQL saves with one statement,
+    store/postgres_hotpath.py).
 
     `release` ends the lease (end of sprint); otherwise it is renewed to `lease_until_ms`
     (checkpoint). Returns True when a parked event or a held message (store/held.py) was
     handed to a new wait: the lease is then kept, and the caller should run the sprint on.
     """
-    if conn.dialect.name == "postgresql":
-        # Lock the instance before its pointers, in the router's order (no deadlocks). SQLite
-        # has one writer at a time; there the final UPDATE's WHERE does the checking.
-        current = await lock_instance(conn, state.id)
-        terminated = current is not None and current.status == InstanceStatus.TERMINATED
-        if current is None or current.lease_owner != owner or terminated:
-            raise LeaseLost(state.id)
     new_rows = [p for p in state.pointers.values() if p.new]
     if new_rows:
         await conn.execute(
