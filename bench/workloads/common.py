@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from bench.loadgen import TAGGED
 from bench.processes import (
     SUB_ACCOUNT,
+    BenchDatabase,
     Child,
     Deployment,
     FakeLog,
@@ -38,6 +39,7 @@ class SmsTarget(Protocol):
 
     fake: FakeServer
     directory: Path
+    database: BenchDatabase
 
     @property
     def sms_webhook(self) -> str: ...
@@ -161,7 +163,7 @@ def all_pids(deployment: SmsTarget, loadgen: LoadgenRun | None = None) -> dict[s
     pids = {**deployment.relayflow_pids, "fake8x8": deployment.fake.pid}
     if loadgen is not None:
         pids["loadgen"] = loadgen.child.pid
-    if isinstance(deployment, Deployment) and deployment.database.pg_name:
+    if deployment.database.pg_name:
         server = postmaster_pid()
         if server is not None:
             pids["tree:postgres"] = server
