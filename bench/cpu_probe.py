@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from bench.processes import SUB_ACCOUNT, BenchDatabase, postmaster_pid, tree_cpu_seconds
+from bench.processes import SUB_ACCOUNT, BenchDatabase, parent_pid, tree_cpu_seconds
 from bench.workloads.common import SHORT_CODE, sms_reply_step
 from bench.workloads.w1 import REPLY_TEXT
 from relayflow.api.app import create_app
@@ -50,7 +50,7 @@ def _inbound(number: int) -> dict[str, Any]:
         "payload": {
             "umid": f"probe-{number}",
             "subAccountId": SUB_ACCOUNT,
-            "source": "+6591234567",
+            "source": f"+659{number:07d}",  # one contact each, as W1's generator does
             "destination": SHORT_CODE,
             "body": "hi",
             "encoding": "GSM7",
@@ -63,9 +63,9 @@ async def probe(
     instances: int, url: str, profiler: cProfile.Profile | None = None
 ) -> tuple[list[float], list[float]]:
     """CPU ms per instance for each round: this process's, and PostgreSQL's (empty on SQLite)."""
-    server = None if url.startswith("sqlite") else postmaster_pid()
     database = Database(url)
     await database.migrate()
+    server = None if url.startswith("sqlite") else await _postmaster_of(database)
     settings = Settings(database_url=url, start_rate_per_second=1e9, start_burst=1_000_000_000)
     context = AppContext(settings=settings, db=database)
     account = await context.accounts.create("probe")
@@ -105,6 +105,13 @@ async def probe(
         await context.http.close()
         await database.dispose()
     return rounds, server_rounds
+
+
+async def _postmaster_of(database: Database) -> int:
+    """The root process of the server holding `database` (there may be more than one here)."""
+    async with database.transaction() as connection:
+        backend = (await connection.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+    return parent_pid(int(backend))
 
 
 def _shown(rounds: list[float]) -> str:

@@ -38,6 +38,8 @@ from bench.stats import run_fast, summary
 TAGGED = re.compile(r"([a-z0-9]+):(\d+):(\d+\.\d+)")
 POLL_S = 0.02
 OUTSTANDING_TIMEOUT_S = 60.0
+RETRIED = (429, 503)  # answers that ask to come back later (Retry-After)
+MAX_ATTEMPTS = 5
 
 
 def timespan(seconds: float) -> str:
@@ -55,11 +57,20 @@ def iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
+def _seconds(retry_after: str | None) -> float:
+    """Retry-After in seconds (relayflow sends whole seconds); 1 when absent or unreadable."""
+    try:
+        return max(0.0, float(retry_after)) if retry_after else 1.0
+    except ValueError:
+        return 1.0
+
+
 class Generator:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.tag: str = spec.get("tag", "lg")
         self.statuses: Counter[str] = Counter()
+        self.retried: Counter[str] = Counter()  # answers sent again after their Retry-After
         self.errors: list[str] = []
         self.post_ms: list[float] = []
         self.lag_ms: list[float] = []
@@ -140,26 +151,40 @@ class Generator:
     # -- sending
 
     async def post(self, session: aiohttp.ClientSession, seq: int) -> bool:
+        """Send item `seq`; a 429 or 503 is sent again after its Retry-After, as 8x8 retries a
+        webhook that failed (the same body: its umid makes a repeat a duplicate, and its send
+        time stays the first one, so latency includes the wait)."""
         url, body = self.request(seq)
         started = time.time()
         self.first_send = self.first_send or started
         self.last_send = started
         self.sent += 1
-        try:
-            async with session.post(
-                url, data=body, headers={"Content-Type": "application/json", **self.headers}
-            ) as response:
-                await response.read()
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError) as error:
-            self.statuses["error"] += 1
-            if len(self.errors) < 10:
-                self.errors.append(f"{type(error).__name__}: {error}")
-            return False
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                async with session.post(
+                    url, data=body, headers={"Content-Type": "application/json", **self.headers}
+                ) as response:
+                    answer = await response.read()
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except (aiohttp.ClientError, TimeoutError) as error:
+                self.statuses["error"] += 1
+                if len(self.errors) < 10:
+                    self.errors.append(f"{type(error).__name__}: {error}")
+                return False
+            if status in RETRIED and attempt + 1 < MAX_ATTEMPTS:
+                self.retried[str(status)] += 1
+                if len(self.errors) < 10:
+                    self.errors.append(
+                        f"HTTP {status} (retried): {answer[:200].decode(errors='replace')}"
+                    )
+                await asyncio.sleep(_seconds(retry_after))
+                continue
+            break
         self.post_ms.append((time.time() - started) * 1000)
         self.statuses[str(status)] += 1
         if status != 200 and len(self.errors) < 10:
-            self.errors.append(f"HTTP {status}")
+            self.errors.append(f"HTTP {status}: {answer[:200].decode(errors='replace')}")
         return status == 200
 
     @property
@@ -298,6 +323,7 @@ class Generator:
         return {
             "sent": self.sent,
             "statuses": dict(self.statuses),
+            "retried": dict(self.retried),
             "errors": self.errors,
             "completed": self.completed,
             "timedOut": self.timed_out,

@@ -107,6 +107,11 @@ def tree_cpu_seconds(root: int) -> float:
     return total / CLOCK_TICKS
 
 
+def parent_pid(pid: int) -> int:
+    """The parent of a process (a PostgreSQL backend's parent is its server's root process)."""
+    return int(_stat_fields(pid)[1])
+
+
 def postmaster_pid() -> int | None:
     """The PostgreSQL server's root process on this machine (root-readable /proc)."""
     for entry in os.scandir("/proc"):

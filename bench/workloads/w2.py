@@ -154,6 +154,7 @@ def run(deployment: Deployment, settings: W2Settings) -> dict[str, Any]:
             "rate": settings.reply_rate,
             "sent": generated["sent"],
             "accepted": accepted,
+            "retried": generated.get("retried"),
             "answered": len(found),
             "latencyMs": latency_summary(found, accepted),
             "webhookAckMs": generated["postMs"],
