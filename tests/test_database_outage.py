@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from relayflow.api.app import create_app
+from relayflow.api.errors import database_unavailable
 from relayflow.clock import ManualClock
 from relayflow.config import Settings
 from relayflow.runtime import Runtime
@@ -91,3 +92,38 @@ async def test_an_exhausted_pool_is_a_quick_503(postgres_url: str) -> None:
             assert response.headers["retry-after"] == "1"
     finally:
         await runtime.close()
+
+
+@pytest.mark.postgres
+async def test_a_webhook_finding_the_direct_pool_busy_is_a_quick_503(postgres_url: str) -> None:
+    # The router's direct path (store/postgres_starts.py) runs on asyncpg's own pool: its
+    # errors reach the API unwrapped by SQLAlchemy and must be told apart from bugs as well.
+    database = Database(postgres_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
+    runtime = Runtime(Settings(database_url=postgres_url), database, ManualClock())
+    transport = httpx.ASGITransport(app=create_app(runtime))
+    account = await runtime.accounts.create(f"direct{secrets.token_hex(4)}")
+    pool = await database.asyncpg_pool()
+    try:
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://relayflow.test") as http,
+            pool.acquire(),  # holds the only connection
+        ):
+            response = await http.post(
+                f"/webhooks/{account.account_id}/sms?token={account.webhook_token}",
+                json={
+                    "eventType": "inbound_message_received",
+                    "payload": {"umid": "u-1", "source": "+6590000001", "body": "hi"},
+                },
+            )
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == 2001
+    finally:
+        await runtime.close()
+
+
+def test_asyncpg_errors_of_a_lost_connection_are_unavailability() -> None:
+    assert database_unavailable(asyncpg.TooManyConnectionsError("too many clients"))
+    assert database_unavailable(asyncpg.ConnectionDoesNotExistError("connection was closed"))
+    assert database_unavailable(asyncpg.CannotConnectNowError("starting up"))
+    assert not database_unavailable(asyncpg.UniqueViolationError("duplicate key"))
+    assert not database_unavailable(asyncpg.UndefinedColumnError("column x does not exist"))

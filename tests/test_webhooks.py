@@ -12,27 +12,7 @@ from sqlalchemy import func, select
 from relayflow.api.context import AppContext
 from relayflow.store.tables import inbox
 from tests.support.flows import Flow
-
-CUSTOMER = "+6591234567"
-
-
-def inbound_sms(text: str, sender: str = CUSTOMER, umid: str | None = None) -> dict[str, Any]:
-    return {
-        "namespace": "SMS",
-        "eventType": "inbound_message_received",
-        "description": "SMS inbound message",
-        "payload": {
-            "umid": umid or str(uuid.uuid4()),
-            "subAccountId": "acme_sms",
-            "timestamp": "2026-01-01T14:34:56.017Z",
-            "source": sender,
-            "destination": "+6580000000",
-            "body": text,
-            "encoding": "GSM7",
-            "smsCount": 1,
-            "price": {"total": 0.04, "perSms": 0.04, "currency": "EUR"},
-        },
-    }
+from tests.support.webhooks import CUSTOMER, inbound_sms
 
 
 def inbound_chat_v3(channel_user: str, title: str, payload: str) -> dict[str, Any]:

@@ -29,11 +29,12 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # Log SQL statements (never parameters: they may hold secrets).
     echo_sql: bool = False
-    # PostgreSQL connections per process: a pool this size plus this much overflow, where the
-    # engine runs a second pool of `db_pool_size` for its hot path, and one LISTEN connection.
+    # PostgreSQL connections per process: a pool this size plus this much overflow, a second
+    # pool of `db_pool_size` for the hot path (the engine's claims and saves, the router's
+    # direct starts), and one LISTEN connection: 25 per process at the defaults.
     # No overflow by default: an overflow connection is opened for a burst and closed after
     # it, and each costs a backend fork and type introspection (bench/RESULTS.md).
-    db_pool_size: int = Field(default=16, ge=1)
+    db_pool_size: int = Field(default=12, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     # How long a request or sprint waits for a free pooled connection before it gives up
     # (the API then answers 503 + Retry-After instead of queueing without bound).

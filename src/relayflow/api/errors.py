@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -87,15 +88,22 @@ def database_unavailable(error: BaseException) -> bool:
     ):
         return True
     if isinstance(error, DBAPIError):
-        if error.connection_invalidated:
-            return True
-        original = error.orig
-        sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
-            return True
-        causes = {type(original).__name__, type(getattr(original, "__cause__", None)).__name__}
-        return isinstance(original, OSError) or bool(causes & _CONNECTION_ERRORS)
-    return False
+        return error.connection_invalidated or _driver_unavailable(error.orig)
+    # The hot path (store/postgres_hotpath.py, store/postgres_starts.py) runs on asyncpg
+    # directly: its errors arrive unwrapped.
+    return isinstance(error, asyncpg.PostgresError | asyncpg.InterfaceError) and (
+        _driver_unavailable(error)
+    )
+
+
+def _driver_unavailable(original: BaseException | None) -> bool:
+    """The driver's error (asyncpg's, possibly wrapped by SQLAlchemy) is a lost or refused
+    connection."""
+    sqlstate = getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    causes = {type(original).__name__, type(getattr(original, "__cause__", None)).__name__}
+    return isinstance(original, OSError) or bool(causes & _CONNECTION_ERRORS)
 
 
 # SQLSTATE classes of a server that cannot take us now: connection exceptions (08), too many

@@ -42,7 +42,8 @@ from relayflow.store import lifecycle as lifecycle_store
 from relayflow.store import subscriptions as subscription_store
 from relayflow.store.database import Database
 from relayflow.store.definitions import DefinitionRow, TriggerMatch
-from relayflow.store.inbox import record_event
+from relayflow.store.inbox import InboundEvent, record_event
+from relayflow.store.postgres_starts import PostgresStarts, postgres_starts_for
 from relayflow.telemetry import metrics, tracing
 
 PARKED_DTMF_MS = 10 * 60 * 1000
@@ -94,6 +95,11 @@ class StartRateLimiter:
         self._buckets[account_id] = (tokens, now)
         return (count - tokens) / self._rate
 
+    def give_back(self, account_id: str, count: int) -> None:
+        """Return tokens taken for starts that did not happen (a duplicate event)."""
+        tokens, last = self._buckets.get(account_id, (float(self._burst), time.monotonic()))
+        self._buckets[account_id] = (min(float(self._burst), tokens + count), last)
+
 
 class Router:
     def __init__(
@@ -106,6 +112,7 @@ class Router:
         reply_hold_ms: int = 0,
     ) -> None:
         self._db = db
+        self._direct = postgres_starts_for(db)  # None on SQLite
         self._clock = clock
         self._limiter = limiter
         self._on_work = on_work
@@ -125,14 +132,19 @@ class Router:
         """An inbound SMS (`inbound_sms`) or chat-apps message (`inbound_chat_apps`)."""
         sub_account = _sub_account_of(event)
         now = self._clock.now_ms()
+        message_id = new_uuid()
+        keys = reply_keys_for_event(event)
+        if self._direct is not None:
+            inbound = InboundEvent(message_id, account_id, trigger, dedupe_key, event, now)
+            routed = await self._route_directly(self._direct, inbound, sub_account, keys)
+            if routed is not None:
+                return routed
         result = RouteResult()
         async with self._db.transaction() as conn:
-            message_id = new_uuid()
             if not await record_event(
                 conn, message_id, account_id, trigger, dedupe_key, event, now
             ):
                 return RouteResult(duplicate=True)
-            keys = reply_keys_for_event(event)
             deliveries = await subscription_store.deliver_event(
                 conn, account_id, keys, event, AuditEvent.REPLY_RECEIVED, now
             )
@@ -162,6 +174,11 @@ class Router:
         self, account_id: str, body: dict[str, Any], sub_account_id: str | None
     ) -> RouteResult:
         now = self._clock.now_ms()
+        if self._direct is not None:
+            inbound = InboundEvent(new_uuid(), account_id, "http_request", None, body, now)
+            routed = await self._route_directly(self._direct, inbound, sub_account_id, [])
+            if routed is not None:
+                return routed
         async with self._db.transaction() as conn:
             await record_event(conn, new_uuid(), account_id, "http_request", None, body, now)
             matching = await definition_store.enabled_for_trigger(
@@ -170,6 +187,47 @@ class Router:
             started = await self._start(conn, account_id, matching, body, sub_account_id, now)
         if started:
             metrics.instances_started.labels("http_request").inc(len(started))
+            self._on_work()
+        return RouteResult(started=started)
+
+    async def _route_directly(
+        self,
+        direct: PostgresStarts,
+        inbound: InboundEvent,
+        sub_account_id: str | None,
+        keys: list[str],
+    ) -> RouteResult | None:
+        """PostgreSQL's common case: no wait is subscribed to the event's reply keys and no
+        definition it starts could hold it (reply hold), so routing it is starting instances:
+        one read, then one statement that records the event and starts them only if it is
+        new. None when the case is not that one (or a definition version is not known here
+        yet): the caller then routes it in one transaction, as on SQLite."""
+        account_id = inbound.account_id
+        lookup = await direct.lookup(account_id, inbound.kind, sub_account_id, keys)
+        if lookup.waited_for:
+            return None
+        starts: list[TriggerMatch] = []
+        for definition_id, version in lookup.versions:
+            entry = self._entry_steps.get((definition_id, version))
+            if entry is None:
+                return None
+            if (
+                self._reply_hold_ms > 0
+                and keys
+                and self._waits_for_reply.get((definition_id, version), True)
+            ):
+                return None  # it may be held
+            starts.append(TriggerMatch(definition_id, version, entry))
+        self._admit(account_id, len(starts))
+        new = self._new_instances(
+            account_id, starts, inbound.payload, sub_account_id, inbound.received_at_ms
+        )
+        if not await direct.record_and_start(inbound, new):
+            self._limiter.give_back(account_id, len(starts))
+            return RouteResult(duplicate=True)
+        started = [item.id for item in new]
+        metrics.instances_started.labels(inbound.kind).inc(len(started))
+        if started:
             self._on_work()
         return RouteResult(started=started)
 
@@ -355,6 +413,32 @@ class Router:
             return []
         if not admitted:
             self._admit(account_id, len(definitions))
+        new = self._new_instances(
+            account_id,
+            definitions,
+            body,
+            sub_account_id,
+            now,
+            triggered_at_ms=triggered_at_ms,
+            trace_parent=trace_parent,
+        )
+        await lifecycle_store.start_instances(conn, account_id, new, now)
+        return [item.id for item in new]
+
+    def _new_instances(
+        self,
+        account_id: str,
+        definitions: list[TriggerMatch],
+        body: dict[str, Any],
+        sub_account_id: str | None,
+        now: int,
+        *,
+        triggered_at_ms: int | None = None,
+        trace_parent: str | None = None,
+    ) -> list[NewInstance]:
+        """One new instance per definition version, all with the same `data` (DESIGN.md §5)."""
+        if not definitions:
+            return []
         data = dict(body)
         data["accountId"] = account_id
         # `data.subAccountId` names the trigger's subaccount; a body cannot claim another one.
@@ -365,7 +449,7 @@ class Router:
         contacts = contacts_of(body)
         if trace_parent is None:
             trace_parent = tracing.current_traceparent()  # the request's span, when tracing
-        new = [
+        return [
             NewInstance(
                 id=new_workflow_id(),
                 account_id=account_id,
@@ -381,8 +465,6 @@ class Router:
             )
             for row in definitions
         ]
-        await lifecycle_store.start_instances(conn, account_id, new, now)
-        return [item.id for item in new]
 
 
 def _has_step(steps: list[Any], step_type: str) -> bool:

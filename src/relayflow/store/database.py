@@ -184,10 +184,11 @@ class Database:
             _replace_closed_connections(self._postgres)
 
     async def asyncpg_pool(self) -> asyncpg.Pool:
-        """PostgreSQL only: asyncpg's own pool, for the engine's hot path (store/hotpath.py).
+        """PostgreSQL only: asyncpg's own pool, for the hot path: the engine's claims, loads
+        and saves (store/hotpath.py) and the router's direct starts (store/postgres_starts.py).
 
-        Opened on first use, so processes that never run the engine (`relayflow api`) hold no
-        extra connections. No check on checkout (SQLAlchemy's `pool_pre_ping` costs a round trip
+        Opened on first use, so a process that neither runs the engine nor routes an inbound
+        event holds no extra connections. No check on checkout (SQLAlchemy's `pool_pre_ping` costs a round trip
         per unit): asyncpg replaces a connection the server has closed when it is acquired,
         and a connection lost in use fails that operation, which the engine runs again.
         """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -10,6 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.store.direct import hot
 from relayflow.store.tables import inbox
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """An inbound event as the inbox stores it (`kind`: the trigger or callback it came as)."""
+
+    id: str
+    account_id: str
+    kind: str
+    dedupe_key: str | None
+    payload: Any
+    received_at_ms: int
 
 
 def _insert_statement(dialect: str) -> Any:

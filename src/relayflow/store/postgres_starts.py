@@ -4,20 +4,30 @@ Why: a start writes five tables (the instance, its first pointer, its `instance_
 event, its contacts, one of the month's usage shards) and wakes the workers; through SQLAlchemy
 that was six round trips in the router's transaction, and on a small machine each round trip
 costs about as much CPU in the client and the server as the statement itself. Here it is one
-CTE over `unnest`ed arrays, run in the caller's transaction (`exec_driver_sql`), so it commits
-or rolls back with the rest of the unit. The `NOTIFY` is delivered at that commit.
+CTE over `unnest`ed arrays. `start_instances` runs it in the caller's transaction
+(`exec_driver_sql`), so it commits or rolls back with the rest of the unit; the `NOTIFY` is
+delivered at that commit.
+
+The router's common case goes further (`PostgresStarts`): an inbound event that no wait is
+subscribed to costs one read (`lookup`) and one statement that stores it in the inbox and
+starts its instances only if it is new (`record_and_start`), each in its own implicit
+transaction on asyncpg's pool.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from relayflow.audit import AuditEvent
 from relayflow.instance_state import InstanceStatus, NewInstance, PointerStatus
+from relayflow.store.database import Database
+from relayflow.store.inbox import InboundEvent
 from relayflow.store.usage import month_of
 
 WORK_CHANNEL = "relayflow_work"  # LISTENed to by every worker (engine/wakeup.py)
@@ -25,9 +35,34 @@ WORK_CHANNEL = "relayflow_work"  # LISTENed to by every worker (engine/wakeup.py
 # one account update different rows instead of queueing for one row's lock until each commit.
 USAGE_SHARDS = 16
 
-# The f-string puts in stored names (module constants, never input).
-_START = f"""
-WITH new_instances AS (
+
+def _start_sql(*, recording: bool) -> str:
+    """The start CTE; `recording`: it first stores the inbound event in the inbox ($16..$20)
+    and starts only if that event is new (no row with its dedupe key yet)."""
+    fresh = (
+        """
+fresh AS (
+    INSERT INTO inbox (id, account_id, kind, dedupe_key, payload_json, received_at_ms,
+                       processed_at_ms)
+    VALUES ($16, $1, $17, $18, $19, $20, $20)
+    ON CONFLICT (account_id, dedupe_key) DO NOTHING
+    RETURNING id
+),"""
+        if recording
+        else ""
+    )
+    only_if_fresh = "WHERE EXISTS (SELECT 1 FROM fresh)" if recording else ""
+    answer = (
+        f"""SELECT (SELECT count(*) FROM fresh) AS fresh,
+       (SELECT count(pg_notify('{WORK_CHANNEL}', ''))
+        FROM (SELECT 1 FROM new_instances LIMIT 1) AS any_started) AS notified"""  # noqa: S608
+        if recording
+        else f"SELECT pg_notify('{WORK_CHANNEL}', '')"
+    )
+    # The f-string puts in stored names (module constants, never input).
+    return f"""
+WITH {fresh}
+new_instances AS (
     INSERT INTO instances (id, account_id, definition_id, version, sub_account_id, status,
                            data_json, started_at_ms, next_run_at_ms, executions, trace_parent)
     SELECT n.id, $1, n.definition_id, n.version, n.sub_account_id,
@@ -35,6 +70,7 @@ WITH new_instances AS (
     FROM unnest($2::varchar[], $3::varchar[], $4::int[], $5::varchar[], $6::text[],
                 $7::bigint[], $8::varchar[])
          AS n(id, definition_id, version, sub_account_id, data_json, now, trace_parent)
+    {only_if_fresh}
     RETURNING id, started_at_ms
 ),
 first_pointers AS (
@@ -55,12 +91,51 @@ contacts AS (
 ),
 counted AS (
     INSERT INTO usage_shards (account_id, year, month, shard, started)
-    SELECT $1, $13, $14, $15, count(*) FROM new_instances
+    SELECT $1, $13, $14, $15, count(*) FROM new_instances HAVING count(*) > 0
     ON CONFLICT (account_id, year, month, shard)
     DO UPDATE SET started = usage_shards.started + excluded.started
 )
-SELECT pg_notify('{WORK_CHANNEL}', '')
+{answer}
 """  # noqa: S608
+
+
+_START = _start_sql(recording=False)
+_RECORD_AND_START = _start_sql(recording=True)
+
+# What an inbound event would do, read before anything is written (`lookup`): the latest
+# enabled versions its trigger starts (as store/definitions.enabled_for_trigger orders and
+# matches them: a definition without a subaccount matches any event, one with a subaccount
+# only that subaccount's), and whether a wait is subscribed to one of its reply keys.
+_LOOKUP = """
+SELECT d.id, d.version, w.waited_for
+FROM (SELECT EXISTS (SELECT 1 FROM subscriptions s
+                     WHERE s.account_id = $1 AND s.event_key = ANY($4::varchar[])) AS waited_for) w
+LEFT JOIN definitions d
+       ON d.account_id = $1 AND d.trigger = $2 AND d.status = 'enabled' AND d.is_latest
+          AND d.deleted_at_ms IS NULL AND (d.sub_account_id IS NULL OR d.sub_account_id = $3)
+ORDER BY d.created_at_ms, d.id
+"""
+
+
+def _start_arguments(account_id: str, new: Sequence[NewInstance], now_ms: int) -> list[Any]:
+    year, month = month_of(now_ms)
+    return [
+        account_id,
+        [item.id for item in new],
+        [item.definition_id for item in new],
+        [item.version for item in new],
+        [item.sub_account_id for item in new],
+        [orjson.dumps(item.data).decode() for item in new],
+        [item.now_ms for item in new],
+        [item.trace_parent for item in new],
+        [item.first_pointer_id for item in new],
+        [item.entry_step for item in new],
+        [item.id for item in new for _ in item.contacts],
+        [contact for item in new for contact in item.contacts],
+        year,
+        month,
+        secrets.randbelow(USAGE_SHARDS),
+    ]
 
 
 async def start_instances(
@@ -68,26 +143,63 @@ async def start_instances(
 ) -> None:
     """Insert `new` (all of `account_id`), count them in this month's usage and wake the
     workers, in the caller's transaction."""
-    year, month = month_of(now_ms)
     # Through SQLAlchemy's driver-SQL path (asyncpg's `$n` style): it begins the transaction if
     # nothing has yet, and a lost connection becomes SQLAlchemy's error (a 503 in the API).
-    await conn.exec_driver_sql(
-        _START,
-        (
-            account_id,
-            [item.id for item in new],
-            [item.definition_id for item in new],
-            [item.version for item in new],
-            [item.sub_account_id for item in new],
-            [orjson.dumps(item.data).decode() for item in new],
-            [item.now_ms for item in new],
-            [item.trace_parent for item in new],
-            [item.first_pointer_id for item in new],
-            [item.entry_step for item in new],
-            [item.id for item in new for _ in item.contacts],
-            [contact for item in new for contact in item.contacts],
-            year,
-            month,
-            secrets.randbelow(USAGE_SHARDS),
-        ),
-    )
+    await conn.exec_driver_sql(_START, tuple(_start_arguments(account_id, new, now_ms)))
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What an inbound event would do (`lookup`): the definition versions its trigger starts,
+    in order, and whether a wait is subscribed to one of its reply keys."""
+
+    versions: list[tuple[str, int]]
+    waited_for: bool
+
+
+class PostgresStarts:
+    """The router's common case in two round trips and no explicit transaction (engine/router.py
+    decides when it applies): a read of what the event would do, then one statement that
+    stores the event in the inbox and, if it is new, starts the instances.
+
+    Through asyncpg's own pool (store/database.py), as the engine's hot path is: through
+    SQLAlchemy the same work was a BEGIN, four statements and a COMMIT, each a round trip.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def lookup(
+        self, account_id: str, trigger: str, sub_account_id: str | None, keys: Sequence[str]
+    ) -> Lookup:
+        pool = await self._db.asyncpg_pool()
+        async with pool.acquire(timeout=self._db.pool_timeout_s) as conn:
+            rows = await conn.fetch(_LOOKUP, account_id, trigger, sub_account_id, list(keys))
+        versions = [(row[0], row[1]) for row in rows if row[0] is not None]
+        return Lookup(versions, waited_for=bool(rows[0][2]))
+
+    async def record_and_start(
+        self,
+        event: InboundEvent,
+        new: Sequence[NewInstance],
+    ) -> bool:
+        """Store `event` in the inbox and start `new` (of its account), in one transaction;
+        False, with nothing written, if the inbox already holds an event with its dedupe key."""
+        arguments = _start_arguments(event.account_id, new, event.received_at_ms)
+        arguments += [
+            event.id,
+            event.kind,
+            event.dedupe_key,
+            orjson.dumps(event.payload).decode(),
+            event.received_at_ms,
+        ]
+        pool = await self._db.asyncpg_pool()
+        async with pool.acquire(timeout=self._db.pool_timeout_s) as conn:
+            row = await conn.fetchrow(_RECORD_AND_START, *arguments)
+        return bool(row is not None and row["fresh"])
+
+
+def postgres_starts_for(db: Database) -> PostgresStarts | None:
+    """The direct path on PostgreSQL; None on SQLite (its group commit makes the router's
+    transaction cheap there)."""
+    return None if db.is_sqlite else PostgresStarts(db)
