@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+from bench.autovacuum import Autovacuum
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RELAYFLOW = str(BIN / "relayflow")
@@ -368,6 +370,8 @@ class BenchDatabase:
     url: str
     path: Path | None = None  # SQLite file
     pg_name: str | None = None
+    # Played by the bench when the server runs without autovacuum (bench/autovacuum.py).
+    autovacuum: Autovacuum | None = None
 
     @staticmethod
     def create(kind: str, directory: Path, prefix: str = "relayflow_bench") -> BenchDatabase:
@@ -376,9 +380,13 @@ class BenchDatabase:
             return BenchDatabase("sqlite", f"sqlite:///{path}", path=path)
         name = f"{prefix}_{secrets.token_hex(4)}"
         pg_fetch(PG_ADMIN_DSN, f'CREATE DATABASE "{name}"')
-        return BenchDatabase("postgresql", _pg_url(name), pg_name=name)
+        url = _pg_url(name)
+        upkeep = Autovacuum(url).start() if Autovacuum.needed(PG_ADMIN_DSN) else None
+        return BenchDatabase("postgresql", url, pg_name=name, autovacuum=upkeep)
 
     def drop(self) -> None:
+        if self.autovacuum is not None:
+            self.autovacuum.stop()
         if self.pg_name is not None:
             pg_fetch(PG_ADMIN_DSN, f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)')
 

@@ -191,6 +191,8 @@ def run_all(args: argparse.Namespace, settings: BenchSettings, stamp: str) -> di
                 with deployment(db, log_root, label, settings.relayflow_env) as target:
                     result = function(target, settings_of)
                     target.check_alive()  # figures from a crashed process are not figures
+                    if target.database.autovacuum is not None:
+                        result["autovacuumByBench"] = target.database.autovacuum.as_json()
                 result["elapsedS"] = time.time() - started
                 results.setdefault(name, {})[db] = result
                 print(headline(name, db, result) + f"  ({result['elapsedS']:.0f} s)", flush=True)
@@ -214,6 +216,8 @@ def run_all(args: argparse.Namespace, settings: BenchSettings, stamp: str) -> di
             try:
                 with dbos_deployment(log_root, variant) as dbos_target:
                     result = dbos.run(dbos_target, settings.dbos)
+                    if dbos_target.database.autovacuum is not None:
+                        result["autovacuumByBench"] = dbos_target.database.autovacuum.as_json()
                     if not dbos_target.child.alive():
                         raise RuntimeError(f"the DBOS app exited:\n{dbos_target.child.log_tail()}")
                 result["elapsedS"] = time.time() - started

@@ -131,7 +131,9 @@ async def test_a_reply_to_a_waiting_instance_takes_the_transaction(
 
 async def test_subaccounts_choose_the_definitions_in_order(flow: Flow, direct: list[bool]) -> None:
     anywhere = await flow.define(REPLY)
+    flow.clock.advance(1)  # definitions start in the order they were created
     only_a = await flow.define(REPLY, subAccountId="acme_a")
+    flow.clock.advance(1)
     only_b = await flow.define(REPLY, subAccountId="acme_b")
     started: dict[str, list[str]] = {}
     for number, sub_account in enumerate(["acme_a", "acme_a", "acme_b", "acme_b", "acme_c"]):

@@ -43,7 +43,7 @@ from relayflow.store import subscriptions as subscription_store
 from relayflow.store.database import Database
 from relayflow.store.definitions import DefinitionRow, TriggerMatch
 from relayflow.store.inbox import InboundEvent, record_event
-from relayflow.store.postgres_starts import PostgresStarts, postgres_starts_for
+from relayflow.store.postgres_starts import LOOKUP_KEYS, PostgresStarts, postgres_starts_for
 from relayflow.telemetry import metrics, tracing
 
 PARKED_DTMF_MS = 10 * 60 * 1000
@@ -202,6 +202,8 @@ class Router:
         one read, then one statement that records the event and starts them only if it is
         new. None when the case is not that one (or a definition version is not known here
         yet): the caller then routes it in one transaction, as on SQLite."""
+        if len(keys) > LOOKUP_KEYS:
+            return None
         account_id = inbound.account_id
         lookup = await direct.lookup(account_id, inbound.kind, sub_account_id, keys)
         if lookup.waited_for:

@@ -188,9 +188,10 @@ class Database:
         and saves (store/hotpath.py) and the router's direct starts (store/postgres_starts.py).
 
         Opened on first use, so a process that neither runs the engine nor routes an inbound
-        event holds no extra connections. No check on checkout (SQLAlchemy's `pool_pre_ping` costs a round trip
-        per unit): asyncpg replaces a connection the server has closed when it is acquired,
-        and a connection lost in use fails that operation, which the engine runs again.
+        event holds no extra connections. No check on checkout (SQLAlchemy's `pool_pre_ping`
+        costs a round trip per unit): asyncpg replaces a connection the server has closed when
+        it is acquired, and a connection lost in use fails that operation, which the engine
+        runs again (the API answers 503).
         """
         if self._postgres is None:
             raise TypeError("not a PostgreSQL database")
