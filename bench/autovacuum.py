@@ -91,4 +91,4 @@ class Autovacuum:
             await connection.close()
 
     def as_json(self) -> dict[str, Any]:
-        return {"vacuums": self.vacuums, "analyzes": self.analyzes, "errors": self.errors}
+        return {"vacuums": self.vacuums, "analyzes": self.analyzes, "errors": list(self.errors)}

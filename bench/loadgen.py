@@ -71,6 +71,7 @@ class Generator:
         self.tag: str = spec.get("tag", "lg")
         self.statuses: Counter[str] = Counter()
         self.retried: Counter[str] = Counter()  # answers sent again after their Retry-After
+        self.retry_reasons: list[str] = []
         self.errors: list[str] = []
         self.post_ms: list[float] = []
         self.lag_ms: list[float] = []
@@ -153,7 +154,7 @@ class Generator:
     async def post(self, session: aiohttp.ClientSession, seq: int) -> bool:
         """Send item `seq`; a 429 or 503 is sent again after its Retry-After, as 8x8 retries a
         webhook that failed (the same body: its umid makes a repeat a duplicate, and its send
-        time stays the first one, so latency includes the wait)."""
+        time stays the first one, so latency, and `postMs`, include the wait)."""
         url, body = self.request(seq)
         started = time.time()
         self.first_send = self.first_send or started
@@ -174,10 +175,9 @@ class Generator:
                 return False
             if status in RETRIED and attempt + 1 < MAX_ATTEMPTS:
                 self.retried[str(status)] += 1
-                if len(self.errors) < 10:
-                    self.errors.append(
-                        f"HTTP {status} (retried): {answer[:200].decode(errors='replace')}"
-                    )
+                if len(self.retry_reasons) < 10:
+                    said = answer[:200].decode(errors="replace")
+                    self.retry_reasons.append(f"HTTP {status}: {said}")
                 await asyncio.sleep(_seconds(retry_after))
                 continue
             break
@@ -324,6 +324,7 @@ class Generator:
             "sent": self.sent,
             "statuses": dict(self.statuses),
             "retried": dict(self.retried),
+            "retryReasons": self.retry_reasons,
             "errors": self.errors,
             "completed": self.completed,
             "timedOut": self.timed_out,

@@ -379,9 +379,10 @@ class BenchDatabase:
             path = directory / "relayflow.db"
             return BenchDatabase("sqlite", f"sqlite:///{path}", path=path)
         name = f"{prefix}_{secrets.token_hex(4)}"
+        needed = Autovacuum.needed(PG_ADMIN_DSN)  # before the database exists to be left over
         pg_fetch(PG_ADMIN_DSN, f'CREATE DATABASE "{name}"')
         url = _pg_url(name)
-        upkeep = Autovacuum(url).start() if Autovacuum.needed(PG_ADMIN_DSN) else None
+        upkeep = Autovacuum(url).start() if needed else None
         return BenchDatabase("postgresql", url, pg_name=name, autovacuum=upkeep)
 
     def drop(self) -> None:

@@ -24,12 +24,17 @@ REPLY = [sms_step("reply", "{{data.payload.source}}", "Thanks {{data.payload.bod
 
 @pytest.fixture
 def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
-    """`@pytest.mark.burst(n)`: n starts, and then (almost) none."""
+    """`@pytest.mark.burst(n)`: n starts, and then (almost) none; `@pytest.mark.hold(s)`: the
+    reply hold window (5 s, the default, unless marked)."""
     burst = request.node.get_closest_marker("burst")
-    if burst is None:
-        return Settings(database_url=database_url)
+    hold = request.node.get_closest_marker("hold")
+    limits: dict[str, Any] = (
+        {"start_burst": burst.args[0], "start_rate_per_second": 0.001} if burst else {}
+    )
     return Settings(
-        database_url=database_url, start_burst=burst.args[0], start_rate_per_second=0.001
+        database_url=database_url,
+        reply_hold_seconds=hold.args[0] if hold else 5,
+        **limits,
     )
 
 
@@ -46,6 +51,20 @@ def direct(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
     monkeypatch.setattr(PostgresStarts, "record_and_start", counted)
     return answers
+
+
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The trigger of each lookup the direct path made, in order."""
+    made: list[str] = []
+    original = PostgresStarts.lookup
+
+    async def counted(self: PostgresStarts, account_id: str, trigger: str, *rest: Any) -> Any:
+        made.append(trigger)
+        return await original(self, account_id, trigger, *rest)
+
+    monkeypatch.setattr(PostgresStarts, "lookup", counted)
+    return made
 
 
 def on_postgres(flow: Flow) -> bool:
@@ -104,29 +123,58 @@ async def test_a_repeated_event_is_a_duplicate_and_costs_no_start(
     assert direct == ([True, False, True] if on_postgres(flow) else [])
 
 
-async def test_a_reply_to_a_waiting_instance_takes_the_transaction(
+SURVEY = [
+    sms_step("ask", "{{data.payload.source}}", "Score?", nextStepId="wait"),
+    {
+        "id": "wait",
+        "stepType": "WaitForReply",
+        "nextStepId": "answer",
+        "inputs": {"from": "{{data.payload.source}}", "channel": "sms", "timeout": "01:00:00"},
+        "outputs": {"score": "{{step.reply.payload.body}}"},
+    },
+    sms_step("answer", "{{data.payload.source}}", "Got {{data.score}}"),
+]
+
+
+@pytest.mark.burst(1)
+async def test_a_repeat_after_the_burst_is_still_a_duplicate(
     flow: Flow, direct: list[bool]
 ) -> None:
-    survey = [
-        sms_step("ask", "{{data.payload.source}}", "Score?", nextStepId="wait"),
-        {
-            "id": "wait",
-            "stepType": "WaitForReply",
-            "nextStepId": "answer",
-            "inputs": {"from": "{{data.payload.source}}", "channel": "sms", "timeout": "01:00:00"},
-            "outputs": {"score": "{{step.reply.payload.body}}"},
-        },
-        sms_step("answer", "{{data.payload.source}}", "Got {{data.score}}"),
-    ]
-    await flow.define(survey)
+    await flow.define(REPLY)
+    event = inbound_sms("only", sender="+6590000001", umid="umid-1")
+    assert len((await webhook(flow, event))["started"]) == 1
+    # 8x8 sends it again (it missed our answer): no tokens are left, but it is not a new start.
+    repeated = await webhook(flow, event)
+    assert repeated["duplicate"]
+    assert await count(flow, instances) == 1
+
+
+async def test_a_reply_to_a_waiting_instance_takes_the_transaction(
+    flow: Flow, direct: list[bool], lookups: list[str]
+) -> None:
+    await flow.define(SURVEY)
     for _ in range(2):  # the second start finds the definition version known
         await webhook(flow, inbound_sms("hi", sender="+6590000001"))
         reply = await webhook(flow, inbound_sms("9", sender="+6590000001"))
         assert len(reply["resumed"]) == 1
         assert reply["started"] == []
     assert await flow.texts() == ["Score?", "Got 9", "Score?", "Got 9"]
-    # A definition with a WaitForReply may hold a message (reply hold): never the direct path.
+    # A definition with a WaitForReply may hold a message (reply hold): never the direct path,
+    # and once the router knows it, events of that route skip the lookup for a while.
     assert direct == []
+    assert lookups == (["inbound_sms", "inbound_sms"] if on_postgres(flow) else [])
+
+
+@pytest.mark.hold(0)
+async def test_without_reply_hold_a_survey_starts_directly(flow: Flow, direct: list[bool]) -> None:
+    await flow.define(SURVEY)
+    for number in range(3):
+        await webhook(flow, inbound_sms("hi", sender=f"+659000000{number}"))
+        reply = await webhook(flow, inbound_sms(str(number), sender=f"+659000000{number}"))
+        assert len(reply["resumed"]) == 1
+    assert await flow.texts() == ["Score?", "Got 0", "Score?", "Got 1", "Score?", "Got 2"]
+    # The first start met an unknown version; the replies went to their waits.
+    assert direct == ([True, True] if on_postgres(flow) else [])
 
 
 async def test_subaccounts_choose_the_definitions_in_order(flow: Flow, direct: list[bool]) -> None:

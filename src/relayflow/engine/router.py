@@ -1,4 +1,5 @@
-"""The router: every inbound event goes through here, in one transaction with its inbox row.
+"""The router: every inbound event goes through here, atomically with its inbox row: in one
+transaction, or on PostgreSQL's direct path (`_route_directly`) in one statement.
 
 Order (DESIGN.md §5): an inbound message is first offered to the waits subscribed to its
 sender; then every matching enabled definition starts an instance, except the definitions
@@ -51,6 +52,9 @@ PARKED_DTMF_MS = 10 * 60 * 1000
 # or before a restart); messages held by this process are looked at when their window ends.
 HELD_RECHECK_MS = 1000
 RELEASE_BATCH = 32
+# How long a route (account, trigger, subaccount) whose definitions may hold a message skips
+# the direct path's lookup and goes straight to the transaction (engine/router.py).
+MAY_HOLD_REMEMBERED_MS = 5000
 _REMEMBERED_DEFINITIONS = 4096
 
 
@@ -120,6 +124,9 @@ class Router:
         self._reply_hold_ms = reply_hold_ms  # 0: no hold
         # Whether a definition version has a WaitForReply step (versions are immutable).
         self._waits_for_reply: dict[tuple[str, int], bool] = {}
+        # Routes whose events the direct path sends to the transaction (reply hold), and until
+        # when (ms); see `_route_directly`.
+        self._may_hold_until: dict[tuple[str, str, str | None], int] = {}
         # When `release_held` next looks at the database; 0: at once (held before a restart).
         self._next_release_check_ms = 0
 
@@ -201,13 +208,14 @@ class Router:
         definition it starts could hold it (reply hold), so routing it is starting instances:
         one read, then one statement that records the event and starts them only if it is
         new. None when the case is not that one (or a definition version is not known here
-        yet): the caller then routes it in one transaction, as on SQLite."""
-        if len(keys) > LOOKUP_KEYS:
-            return None
+        yet, or the start rate limit refuses: a repeated event must still be a duplicate):
+        the caller then routes it in one transaction, as on SQLite."""
         account_id = inbound.account_id
-        lookup = await direct.lookup(account_id, inbound.kind, sub_account_id, keys)
-        if lookup.waited_for:
+        route = (account_id, inbound.kind, sub_account_id)
+        now = inbound.received_at_ms
+        if len(keys) > LOOKUP_KEYS or self._may_hold_until.get(route, 0) > now:
             return None
+        lookup = await direct.lookup(account_id, inbound.kind, sub_account_id, keys)
         starts: list[TriggerMatch] = []
         for definition_id, version in lookup.versions:
             entry = self._entry_steps.get((definition_id, version))
@@ -218,13 +226,25 @@ class Router:
                 and keys
                 and self._waits_for_reply.get((definition_id, version), True)
             ):
-                return None  # it may be held
+                # It may be held, and so may the route's next events: they skip the lookup.
+                if len(self._may_hold_until) >= _REMEMBERED_DEFINITIONS:
+                    self._may_hold_until.clear()
+                self._may_hold_until[route] = now + MAY_HOLD_REMEMBERED_MS
+                return None
             starts.append(TriggerMatch(definition_id, version, entry))
-        self._admit(account_id, len(starts))
-        new = self._new_instances(
-            account_id, starts, inbound.payload, sub_account_id, inbound.received_at_ms
-        )
-        if not await direct.record_and_start(inbound, new):
+        if lookup.waited_for:
+            return None  # a wait may take it
+        try:
+            self._admit(account_id, len(starts))
+        except StartsRateLimited:
+            return None
+        new = self._new_instances(account_id, starts, inbound.payload, sub_account_id, now)
+        try:
+            fresh = await direct.record_and_start(inbound, new)
+        except BaseException:
+            self._limiter.give_back(account_id, len(starts))  # nothing was written
+            raise
+        if not fresh:
             self._limiter.give_back(account_id, len(starts))
             return RouteResult(duplicate=True)
         started = [item.id for item in new]

@@ -140,7 +140,7 @@ class Database:
         url: str,
         *,
         echo: bool = False,
-        pool_size: int = 16,
+        pool_size: int = 12,
         max_overflow: int = 0,
         pool_timeout_s: float = 10.0,
     ) -> None:
@@ -210,7 +210,7 @@ class Database:
                     min_size=1,
                     max_size=self._pool_size,
                     max_inactive_connection_lifetime=300,
-                    server_settings={**SERVER_SETTINGS, "application_name": "relayflow-engine"},
+                    server_settings={**SERVER_SETTINGS, "application_name": "relayflow-hot-path"},
                     reset=_keep_session,
                 )
         return self._pool
