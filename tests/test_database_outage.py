@@ -96,7 +96,7 @@ async def test_an_exhausted_pool_is_a_quick_503(postgres_url: str) -> None:
 
 @pytest.mark.postgres
 async def test_a_webhook_finding_the_direct_pool_busy_is_a_quick_503(postgres_url: str) -> None:
-    # The router's direct path (store/postgres_starts.py) runs on asyncpg's own pool: its
+    # The router's one-statement route (store/postgres_starts.py) runs on asyncpg's own pool: its
     # errors reach the API unwrapped by SQLAlchemy and must be told apart from bugs as well.
     database = Database(postgres_url, pool_size=1, max_overflow=0, pool_timeout_s=0.2)
     runtime = Runtime(Settings(database_url=postgres_url), database, ManualClock())

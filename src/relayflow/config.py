@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     echo_sql: bool = False
     # PostgreSQL connections per process: a pool this size plus this much overflow, a second
     # pool of `db_pool_size` for the hot path (the engine's claims and saves, the router's
-    # direct path), and one LISTEN connection where the engine runs: at most 25 per process.
+    # one-statement route), and one LISTEN connection where the engine runs: at most 25 per process.
     # No overflow by default: an overflow connection is opened for a burst and closed after
     # it, and each costs a backend fork and type introspection (bench/RESULTS.md).
     db_pool_size: int = Field(default=12, ge=1)

@@ -1,5 +1,5 @@
 """The router: every inbound event goes through here, atomically with its inbox row: in one
-transaction, or on PostgreSQL's direct path (`_route_directly`) in one statement.
+transaction, or on PostgreSQL's one-statement route (`_route_in_one_statement`).
 
 Order (DESIGN.md §5): an inbound message is first offered to the waits subscribed to its
 sender; then every matching enabled definition starts an instance, except the definitions
@@ -53,7 +53,7 @@ PARKED_DTMF_MS = 10 * 60 * 1000
 HELD_RECHECK_MS = 1000
 RELEASE_BATCH = 32
 # How long a route (account, trigger, subaccount) whose definitions may hold a message skips
-# the direct path's lookup and goes straight to the transaction (engine/router.py).
+# the one-statement route's lookup and goes straight to the transaction (engine/router.py).
 MAY_HOLD_REMEMBERED_MS = 5000
 _REMEMBERED_DEFINITIONS = 4096
 
@@ -116,7 +116,7 @@ class Router:
         reply_hold_ms: int = 0,
     ) -> None:
         self._db = db
-        self._direct = postgres_starts_for(db)  # None on SQLite
+        self._starts = postgres_starts_for(db)  # None on SQLite
         self._clock = clock
         self._limiter = limiter
         self._on_work = on_work
@@ -124,8 +124,8 @@ class Router:
         self._reply_hold_ms = reply_hold_ms  # 0: no hold
         # Whether a definition version has a WaitForReply step (versions are immutable).
         self._waits_for_reply: dict[tuple[str, int], bool] = {}
-        # Routes whose events the direct path sends to the transaction (reply hold), and until
-        # when (ms); see `_route_directly`.
+        # Routes whose events go to the transaction (reply hold), and until when (ms); see
+        # `_route_in_one_statement`.
         self._may_hold_until: dict[tuple[str, str, str | None], int] = {}
         # When `release_held` next looks at the database; 0: at once (held before a restart).
         self._next_release_check_ms = 0
@@ -141,9 +141,9 @@ class Router:
         now = self._clock.now_ms()
         message_id = new_uuid()
         keys = reply_keys_for_event(event)
-        if self._direct is not None:
+        if self._starts is not None:
             inbound = InboundEvent(message_id, account_id, trigger, dedupe_key, event, now)
-            routed = await self._route_directly(self._direct, inbound, sub_account, keys)
+            routed = await self._route_in_one_statement(self._starts, inbound, sub_account, keys)
             if routed is not None:
                 return routed
         result = RouteResult()
@@ -181,9 +181,9 @@ class Router:
         self, account_id: str, body: dict[str, Any], sub_account_id: str | None
     ) -> RouteResult:
         now = self._clock.now_ms()
-        if self._direct is not None:
+        if self._starts is not None:
             inbound = InboundEvent(new_uuid(), account_id, "http_request", None, body, now)
-            routed = await self._route_directly(self._direct, inbound, sub_account_id, [])
+            routed = await self._route_in_one_statement(self._starts, inbound, sub_account_id, [])
             if routed is not None:
                 return routed
         async with self._db.transaction() as conn:
@@ -197,9 +197,9 @@ class Router:
             self._on_work()
         return RouteResult(started=started)
 
-    async def _route_directly(
+    async def _route_in_one_statement(
         self,
-        direct: PostgresStarts,
+        store: PostgresStarts,
         inbound: InboundEvent,
         sub_account_id: str | None,
         keys: list[str],
@@ -215,7 +215,7 @@ class Router:
         now = inbound.received_at_ms
         if len(keys) > LOOKUP_KEYS or self._may_hold_until.get(route, 0) > now:
             return None
-        lookup = await direct.lookup(account_id, inbound.kind, sub_account_id, keys)
+        lookup = await store.lookup(account_id, inbound.kind, sub_account_id, keys)
         starts: list[TriggerMatch] = []
         for definition_id, version in lookup.versions:
             entry = self._entry_steps.get((definition_id, version))
@@ -240,7 +240,7 @@ class Router:
             return None
         new = self._new_instances(account_id, starts, inbound.payload, sub_account_id, now)
         try:
-            fresh = await direct.record_and_start(inbound, new)
+            fresh = await store.record_and_start(inbound, new)
         except BaseException:
             self._limiter.give_back(account_id, len(starts))  # nothing was written
             raise

@@ -185,7 +185,8 @@ class Database:
 
     async def asyncpg_pool(self) -> asyncpg.Pool:
         """PostgreSQL only: asyncpg's own pool, for the hot path: the engine's claims, loads
-        and saves (store/hotpath.py) and the router's direct starts (store/postgres_starts.py).
+        and saves (store/hotpath.py) and the router's one-statement route
+        (store/postgres_starts.py).
 
         Opened on first use, so a process that neither runs the engine nor routes an inbound
         event holds no extra connections. No check on checkout (SQLAlchemy's `pool_pre_ping`

@@ -207,6 +207,6 @@ class PostgresStarts:
 
 
 def postgres_starts_for(db: Database) -> PostgresStarts | None:
-    """The direct path on PostgreSQL; None on SQLite (its group commit makes the router's
+    """The one-statement route on PostgreSQL; None on SQLite (its group commit makes the router's
     transaction cheap there)."""
     return None if db.is_sqlite else PostgresStarts(db)

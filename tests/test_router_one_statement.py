@@ -1,8 +1,8 @@
-"""The router's direct path on PostgreSQL (store/postgres_starts.PostgresStarts): an inbound
+"""The router's one-statement route on PostgreSQL (store/postgres_starts.PostgresStarts): an inbound
 event that no wait is subscribed to and no definition could hold is recorded and starts its
 instances in one statement, outside a transaction. Every test runs on both databases (SQLite
 routes everything in one transaction) and must behave the same; on PostgreSQL each also
-checks which path the events took, by counting the direct path's writes."""
+checks which path the events took, by counting the one-statement route's writes."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
 
 
 @pytest.fixture
-def direct(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What each write of the direct path answered (True: the event was new), in order."""
+def written(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each write of the one-statement route answered (True: the event was new), in order."""
     answers: list[bool] = []
     original = PostgresStarts.record_and_start
 
@@ -55,7 +55,7 @@ def direct(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
 @pytest.fixture
 def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The trigger of each lookup the direct path made, in order."""
+    """The trigger of each lookup the one-statement route made, in order."""
     made: list[str] = []
     original = PostgresStarts.lookup
 
@@ -88,7 +88,7 @@ async def count(flow: Flow, table: Any, *where: Any) -> int:
         return int(await conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
 
 
-async def test_new_senders_start_in_one_statement(flow: Flow, direct: list[bool]) -> None:
+async def test_new_senders_start_in_one_statement(flow: Flow, written: list[bool]) -> None:
     definition_id = await flow.define(REPLY)
     for number in range(3):
         answer = await webhook(flow, inbound_sms(f"m{number}", sender=f"+659000000{number}"))
@@ -100,12 +100,12 @@ async def test_new_senders_start_in_one_statement(flow: Flow, direct: list[bool]
     listed = await flow.instances(definition_id)
     assert {item["status"] for item in listed} == {"Complete"}
     # The first event met a definition version the router did not know yet: one transaction.
-    assert direct == ([True, True] if on_postgres(flow) else [])
+    assert written == ([True, True] if on_postgres(flow) else [])
 
 
 @pytest.mark.burst(3)
 async def test_a_repeated_event_is_a_duplicate_and_costs_no_start(
-    flow: Flow, direct: list[bool]
+    flow: Flow, written: list[bool]
 ) -> None:
     await flow.define(REPLY)
     await webhook(flow, inbound_sms("first", sender="+6590000001"))
@@ -120,7 +120,7 @@ async def test_a_repeated_event_is_a_duplicate_and_costs_no_start(
     assert refused["code"] == 1429
     assert await count(flow, instances) == 3
     assert await count(flow, inbox) == 3  # the refused event was not recorded
-    assert direct == ([True, False, True] if on_postgres(flow) else [])
+    assert written == ([True, False, True] if on_postgres(flow) else [])
 
 
 SURVEY = [
@@ -138,7 +138,7 @@ SURVEY = [
 
 @pytest.mark.burst(1)
 async def test_a_repeat_after_the_burst_is_still_a_duplicate(
-    flow: Flow, direct: list[bool]
+    flow: Flow, written: list[bool]
 ) -> None:
     await flow.define(REPLY)
     event = inbound_sms("only", sender="+6590000001", umid="umid-1")
@@ -150,7 +150,7 @@ async def test_a_repeat_after_the_burst_is_still_a_duplicate(
 
 
 async def test_a_reply_to_a_waiting_instance_takes_the_transaction(
-    flow: Flow, direct: list[bool], lookups: list[str]
+    flow: Flow, written: list[bool], lookups: list[str]
 ) -> None:
     await flow.define(SURVEY)
     for _ in range(2):  # the second start finds the definition version known
@@ -159,14 +159,14 @@ async def test_a_reply_to_a_waiting_instance_takes_the_transaction(
         assert len(reply["resumed"]) == 1
         assert reply["started"] == []
     assert await flow.texts() == ["Score?", "Got 9", "Score?", "Got 9"]
-    # A definition with a WaitForReply may hold a message (reply hold): never the direct path,
+    # A definition with a WaitForReply may hold a message (reply hold): never one statement,
     # and once the router knows it, events of that route skip the lookup for a while.
-    assert direct == []
+    assert written == []
     assert lookups == (["inbound_sms", "inbound_sms"] if on_postgres(flow) else [])
 
 
 @pytest.mark.hold(0)
-async def test_without_reply_hold_a_survey_starts_directly(flow: Flow, direct: list[bool]) -> None:
+async def test_without_reply_hold_a_survey_starts_directly(flow: Flow, written: list[bool]) -> None:
     await flow.define(SURVEY)
     for number in range(3):
         await webhook(flow, inbound_sms("hi", sender=f"+659000000{number}"))
@@ -174,10 +174,10 @@ async def test_without_reply_hold_a_survey_starts_directly(flow: Flow, direct: l
         assert len(reply["resumed"]) == 1
     assert await flow.texts() == ["Score?", "Got 0", "Score?", "Got 1", "Score?", "Got 2"]
     # The first start met an unknown version; the replies went to their waits.
-    assert direct == ([True, True] if on_postgres(flow) else [])
+    assert written == ([True, True] if on_postgres(flow) else [])
 
 
-async def test_subaccounts_choose_the_definitions_in_order(flow: Flow, direct: list[bool]) -> None:
+async def test_subaccounts_choose_the_definitions_in_order(flow: Flow, written: list[bool]) -> None:
     anywhere = await flow.define(REPLY)
     flow.clock.advance(1)  # definitions start in the order they were created
     only_a = await flow.define(REPLY, subAccountId="acme_a")
@@ -201,10 +201,10 @@ async def test_subaccounts_choose_the_definitions_in_order(flow: Flow, direct: l
         *started["acme_b"][0::2],
         *started["acme_c"],
     }
-    assert direct == ([True, True, True] if on_postgres(flow) else [])
+    assert written == ([True, True, True] if on_postgres(flow) else [])
 
 
-async def test_http_triggers_take_the_direct_path(flow: Flow, direct: list[bool]) -> None:
+async def test_http_triggers_take_the_direct_path(flow: Flow, written: list[bool]) -> None:
     waits = [{"id": "w", "stepType": "Wait", "inputs": {"duration": "00:01:00"}}]
     definition_id = await flow.define(waits, trigger="http_request")
     first = await flow.http_trigger({"n": 1})
@@ -214,4 +214,4 @@ async def test_http_triggers_take_the_direct_path(flow: Flow, direct: list[bool]
     instance = await flow.instance(definition_id, second[0])
     assert instance["status"] == "Runnable"
     assert await count(flow, inbox, inbox.c.kind == "http_request") == 2
-    assert direct == ([True] if on_postgres(flow) else [])
+    assert written == ([True] if on_postgres(flow) else [])
