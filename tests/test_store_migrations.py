@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -28,17 +27,3 @@ async def test_migrate_is_idempotent(db: Database) -> None:
     async with db.read() as conn:
         tables = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
     assert {"accounts", "api_keys", "definitions", "alembic_version"} <= tables
-
-
-async def test_engine_tables_leave_room_for_hot_updates(db: Database) -> None:
-    # Migration 0012 (PostgreSQL only): a claim changes no indexed column, and with room on
-    # the page its new row version needs no new index entries.
-    if db.is_sqlite:
-        pytest.skip("a PostgreSQL storage parameter; SQLite has none")
-    async with db.read() as conn:
-        rows = await conn.exec_driver_sql(
-            "SELECT relname, reloptions FROM pg_class"
-            " WHERE relname IN ('instances', 'pointers') AND relkind = 'r'"
-        )
-        options = {name: list(values or []) for name, values in rows}
-    assert options == {"instances": ["fillfactor=70"], "pointers": ["fillfactor=70"]}

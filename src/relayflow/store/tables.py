@@ -84,8 +84,6 @@ definitions = Table(
 )
 
 # --- execution (engine) ----------------------------------------------------------------------
-# On PostgreSQL `instances` and `pointers` keep 30 % of each page free for HOT updates
-# (fillfactor 70, migration 0012): a storage parameter, which the metadata does not carry.
 
 instances = Table(
     "instances",
