@@ -29,6 +29,16 @@ FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 """
 
 
+async def _setting(dsn: str, name: str) -> str:
+    import asyncpg  # relayflow's own driver
+
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        return str(await connection.fetchval(f"SHOW {name}"))
+    finally:
+        await connection.close()
+
+
 def due(row: Any) -> tuple[bool, bool]:
     """(vacuum, analyze) for one row of `_TABLES`, by autovacuum's default thresholds."""
     rows = float(row["rows"])
@@ -52,9 +62,7 @@ class Autovacuum:
     @staticmethod
     def needed(admin_dsn: str) -> bool:
         """Whether the server runs without autovacuum (then the bench plays it)."""
-        from bench.processes import pg_fetch
-
-        return str(pg_fetch(admin_dsn, "SHOW autovacuum")[0][0]) == "off"
+        return asyncio.run(_setting(admin_dsn, "autovacuum")) == "off"
 
     def start(self) -> Autovacuum:
         self._thread.start()
