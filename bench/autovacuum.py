@@ -20,6 +20,8 @@ import asyncio
 import threading
 from typing import Any
 
+from bench.postgres import pg_fetch
+
 # PostgreSQL's defaults (autovacuum_naptime, *_threshold, *_scale_factor).
 NAPTIME_S = 60.0
 _TABLES = """
@@ -27,16 +29,6 @@ SELECT s.relname, greatest(c.reltuples, 0) AS rows, s.n_dead_tup, s.n_ins_since_
        s.n_mod_since_analyze
 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
 """
-
-
-async def _setting(dsn: str, name: str) -> str:
-    import asyncpg  # relayflow's own driver
-
-    connection = await asyncpg.connect(dsn, timeout=10)
-    try:
-        return str(await connection.fetchval(f"SHOW {name}"))
-    finally:
-        await connection.close()
 
 
 def due(row: Any) -> tuple[bool, bool]:
@@ -62,7 +54,7 @@ class Autovacuum:
     @staticmethod
     def needed(admin_dsn: str) -> bool:
         """Whether the server runs without autovacuum (then the bench plays it)."""
-        return asyncio.run(_setting(admin_dsn, "autovacuum")) == "off"
+        return str(pg_fetch(admin_dsn, "SHOW autovacuum")[0][0]) == "off"
 
     def start(self) -> Autovacuum:
         self._thread.start()

@@ -11,7 +11,6 @@ nothing to read, unlike sampling tools.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import secrets
@@ -31,6 +30,7 @@ from typing import Any
 import httpx
 
 from bench.autovacuum import Autovacuum
+from bench.postgres import pg_fetch
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -339,20 +339,6 @@ def start_fake(log_dir: Path) -> FakeServer:
 def _pg_url(database: str) -> str:
     base, _, _ = PG_ADMIN_DSN.rpartition("/")
     return f"{base}/{database}"
-
-
-async def _pg_fetch(dsn: str, query: str, *args: Any) -> list[Any]:
-    import asyncpg  # relayflow's own driver
-
-    connection = await asyncpg.connect(dsn, timeout=10)
-    try:
-        return list(await connection.fetch(query, *args))
-    finally:
-        await connection.close()
-
-
-def pg_fetch(dsn: str, query: str, *args: Any) -> list[Any]:
-    return asyncio.run(_pg_fetch(dsn, query, *args))
 
 
 def pg_version() -> str | None:

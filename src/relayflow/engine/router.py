@@ -141,16 +141,14 @@ class Router:
         now = self._clock.now_ms()
         message_id = new_uuid()
         keys = reply_keys_for_event(event)
+        inbound = InboundEvent(message_id, account_id, trigger, dedupe_key, event, now)
         if self._starts is not None:
-            inbound = InboundEvent(message_id, account_id, trigger, dedupe_key, event, now)
             routed = await self._route_in_one_statement(self._starts, inbound, sub_account, keys)
             if routed is not None:
                 return routed
         result = RouteResult()
         async with self._db.transaction() as conn:
-            if not await record_event(
-                conn, message_id, account_id, trigger, dedupe_key, event, now
-            ):
+            if not await record_event(conn, inbound):
                 return RouteResult(duplicate=True)
             deliveries = await subscription_store.deliver_event(
                 conn, account_id, keys, event, AuditEvent.REPLY_RECEIVED, now
@@ -181,13 +179,13 @@ class Router:
         self, account_id: str, body: dict[str, Any], sub_account_id: str | None
     ) -> RouteResult:
         now = self._clock.now_ms()
+        inbound = InboundEvent(new_uuid(), account_id, "http_request", None, body, now)
         if self._starts is not None:
-            inbound = InboundEvent(new_uuid(), account_id, "http_request", None, body, now)
             routed = await self._route_in_one_statement(self._starts, inbound, sub_account_id, [])
             if routed is not None:
                 return routed
         async with self._db.transaction() as conn:
-            await record_event(conn, new_uuid(), account_id, "http_request", None, body, now)
+            await record_event(conn, inbound)
             matching = await definition_store.enabled_for_trigger(
                 conn, account_id, "http_request", sub_account_id, self._entry_steps
             )
@@ -260,7 +258,7 @@ class Router:
         now = self._clock.now_ms()
         sub_account = _sub_account_of(body)
         async with self._db.transaction() as conn:
-            await record_event(conn, new_uuid(), account_id, "test", None, body, now)
+            await record_event(conn, InboundEvent(new_uuid(), account_id, "test", None, body, now))
             started = await self._start(
                 conn, account_id, [TriggerMatch.of(definition)], body, sub_account, now
             )
@@ -275,9 +273,8 @@ class Router:
         keys = dtmf_keys_for_callback(callback)
         result = RouteResult()
         async with self._db.transaction() as conn:
-            if not await record_event(
-                conn, new_uuid(), account_id, "dtmf", dedupe_key, callback, now
-            ):
+            inbound = InboundEvent(new_uuid(), account_id, "dtmf", dedupe_key, callback, now)
+            if not await record_event(conn, inbound):
                 return RouteResult(duplicate=True)
             for key in keys:  # clientRequestId first, then uid
                 deliveries = await subscription_store.deliver_event(

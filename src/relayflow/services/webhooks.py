@@ -18,7 +18,7 @@ from relayflow.errors import ApiError, ErrorCode
 from relayflow.ids import new_uuid
 from relayflow.services.admission import admitted
 from relayflow.store.database import Database
-from relayflow.store.inbox import record_event
+from relayflow.store.inbox import InboundEvent, record_event
 from relayflow.store.receipts import Receipt, record_receipt
 
 INBOUND = "inbound_message_received"
@@ -116,15 +116,9 @@ class WebhookService:
         )
         key = f"{prefix}-receipt:{umid}:{receipt.state}:{receipt.detail}:{receipt.status_at}"
         async with self._db.transaction() as conn:
-            if not await record_event(
-                conn,
-                new_uuid(),
-                account_id,
-                f"{prefix}_receipt",
-                key[:200],
-                event,
-                receipt.received_at_ms,
-            ):
+            kind, received = f"{prefix}_receipt", receipt.received_at_ms
+            inbound = InboundEvent(new_uuid(), account_id, kind, key[:200], event, received)
+            if not await record_event(conn, inbound):
                 return WebhookResult(f"{prefix}_receipt", duplicate=True)
             await record_receipt(conn, account_id, receipt)
         return WebhookResult(f"{prefix}_receipt")
@@ -191,11 +185,13 @@ class WebhookService:
         async with self._db.transaction() as conn:
             stored = await record_event(
                 conn,
-                new_uuid(),
-                account_id,
-                kind,
-                dedupe_key[:200] if dedupe_key else None,
-                event,
-                self._clock.now_ms(),
+                InboundEvent(
+                    new_uuid(),
+                    account_id,
+                    kind,
+                    dedupe_key[:200] if dedupe_key else None,
+                    event,
+                    self._clock.now_ms(),
+                ),
             )
         return WebhookResult(kind, duplicate=not stored)

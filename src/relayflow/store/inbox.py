@@ -38,25 +38,17 @@ def _insert_statement(dialect: str) -> Any:
 _INSERTS = {dialect: _insert_statement(dialect) for dialect in ("postgresql", "sqlite")}
 
 
-async def record_event(
-    conn: AsyncConnection,
-    event_id: str,
-    account_id: str,
-    kind: str,
-    dedupe_key: str | None,
-    payload: Any,
-    now_ms: int,
-) -> bool:
+async def record_event(conn: AsyncConnection, event: InboundEvent) -> bool:
     """Store the event as processed-now; False if an event with this dedupe key exists."""
     statement = _INSERTS[conn.dialect.name]
     values = {
-        "id": event_id,
-        "account_id": account_id,
-        "kind": kind,
-        "dedupe_key": dedupe_key,
-        "payload_json": orjson.dumps(payload).decode(),
-        "received_at_ms": now_ms,
-        "processed_at_ms": now_ms,
+        "id": event.id,
+        "account_id": event.account_id,
+        "kind": event.kind,
+        "dedupe_key": event.dedupe_key,
+        "payload_json": orjson.dumps(event.payload).decode(),
+        "received_at_ms": event.received_at_ms,
+        "processed_at_ms": event.received_at_ms,
     }
     result = await conn.execute(statement, values)
     return result.rowcount == 1
